@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { UserError, EXIT_NOT_IMPLEMENTED } from '../util/errors.js';
+import { registerBuildVocab } from './build-vocab.js';
+
+export function createProgram(): Command {
+  const program = new Command();
+  program
+    .name('fr-spec')
+    .description('Frequency-ranked speculative sampling (FR-Spec) for large-vocabulary LLMs')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  registerBuildVocab(program);
+  for (const [name, what] of [
+    ['generate', 'generate text with a speculative decoding method (not implemented yet)'],
+    ['bench', 'benchmark decoding methods over prompt sets (not implemented yet)'],
+    ['export', 'export Hugging Face checkpoints to the fr-spec ONNX model contract (not implemented yet)'],
+  ] as const) {
+    program
+      .command(name)
+      .description(what)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(() => {
+        throw new UserError(`fr-spec ${name}: not implemented yet`, EXIT_NOT_IMPLEMENTED);
+      });
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = createProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof UserError) {
+      process.stderr.write(`fr-spec: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && /(fr-spec|main\.[jt]s)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`fr-spec: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 70;
+    },
+  );
+}
