@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { UserError, EXIT_NOT_IMPLEMENTED } from '../util/errors.js';
 import { registerBuildVocab } from './build-vocab.js';
+import { registerExport } from './export.js';
 
 export function createProgram(): Command {
   const program = new Command();
@@ -11,10 +12,10 @@ export function createProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
   registerBuildVocab(program);
+  registerExport(program);
   for (const [name, what] of [
     ['generate', 'generate text with a speculative decoding method (not implemented yet)'],
     ['bench', 'benchmark decoding methods over prompt sets (not implemented yet)'],
-    ['export', 'export Hugging Face checkpoints to the fr-spec ONNX model contract (not implemented yet)'],
   ] as const) {
     program
       .command(name)

@@ -63,7 +63,9 @@ export async function loadTokenizer(spec: string): Promise<LoadedTokenizer> {
   const config = (await readOptionalJsonObject(path.join(dir, 'tokenizer_config.json'))) ?? {};
   const generationConfig = await readOptionalJsonObject(path.join(dir, 'generation_config.json'));
 
-  const reference = createReferenceTokenizer(json, config, tokenizerPath);
+  // Built on first use: worker threads on the fast route never need it, and it costs about a second to build.
+  let reference: Tokenizer | undefined;
+  const referenceTokenizer = () => (reference ??= createReferenceTokenizer(json, config, tokenizerPath));
   const info: TokenizerInfo = {
     name,
     dir,
@@ -76,8 +78,8 @@ export async function loadTokenizer(spec: string): Promise<LoadedTokenizer> {
     info,
     json,
     config,
-    encode: (text) => reference.encode(text, { add_special_tokens: false }).ids,
-    idToToken: (id) => reference.id_to_token(id),
+    encode: (text) => referenceTokenizer().encode(text, { add_special_tokens: false }).ids,
+    idToToken: (id) => referenceTokenizer().id_to_token(id),
   };
 }
 
