@@ -49,7 +49,12 @@ export class SafetensorsCheckpoint implements WeightSource {
     if (existsSync(index)) return SafetensorsCheckpoint.openIndex(index);
     const single = join(folder, SINGLE_FILE_NAME);
     if (existsSync(single)) return SafetensorsCheckpoint.fromFiles(folder, [SafetensorsFile.open(single)]);
-    const entries = readdirSync(folder);
+    const entries = readdirSync(folder).sort();
+    // Some checkpoints (EAGLE heads among them) name their single file differently.
+    const safetensorsFiles = entries.filter((name) => name.endsWith('.safetensors'));
+    if (safetensorsFiles.length > 0) {
+      return SafetensorsCheckpoint.fromFiles(folder, safetensorsFiles.map((name) => SafetensorsFile.open(join(folder, name))));
+    }
     const pickle = entries.find(isPickleFile);
     if (pickle) throw pickleError(join(folder, pickle));
     throw new UserError(`${folder}: no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} found`);
@@ -84,7 +89,13 @@ export class SafetensorsCheckpoint implements WeightSource {
 
   private static fromFiles(path: string, files: SafetensorsFile[]): SafetensorsCheckpoint {
     const fileOf = new Map<string, SafetensorsFile>();
-    for (const file of files) for (const name of file.names()) fileOf.set(name, file);
+    for (const file of files) {
+      for (const name of file.names()) {
+        const other = fileOf.get(name);
+        if (other) throw new UserError(`${path}: tensor ${name} is in both ${basename(other.path)} and ${basename(file.path)}`);
+        fileOf.set(name, file);
+      }
+    }
     return new SafetensorsCheckpoint(path, fileOf);
   }
 

@@ -17,10 +17,16 @@ export interface HfDecoderConfig {
   rms_norm_eps: number;
   rope_theta?: number;
   rope_scaling?: Record<string, unknown> | null;
+  /** transformers 5.x: `{rope_theta, rope_type, ...scaling fields}` in place of rope_theta/rope_scaling. */
+  rope_parameters?: Record<string, unknown> | null;
   vocab_size: number;
   tie_word_embeddings?: boolean;
   attention_bias?: boolean;
   mlp_bias?: boolean;
+  /** Qwen2: sliding-window attention (unsupported when on). */
+  use_sliding_window?: boolean;
+  /** transformers 5.x: the attention kind per layer ('full_attention' is the only one supported). */
+  layer_types?: string[];
 }
 
 export interface DecoderArchitecture {
@@ -79,12 +85,36 @@ export function parseRopeScaling(raw: Record<string, unknown> | null | undefined
   }
 }
 
+/**
+ * RoPE base and scaling from either layout: transformers 4.x writes top-level `rope_theta` and
+ * `rope_scaling`; transformers 5.x folds both into `rope_parameters`.
+ */
+export function resolveRope(config: Pick<HfDecoderConfig, 'rope_theta' | 'rope_scaling' | 'rope_parameters'>, label: string): { theta: number; scaling: RopeScaling } {
+  const parameters = config.rope_parameters;
+  if (parameters) {
+    return {
+      theta: positiveNumber(parameters.rope_theta ?? config.rope_theta ?? 10000, 'rope_parameters.rope_theta', label),
+      scaling: parseRopeScaling(parameters, label),
+    };
+  }
+  return { theta: positiveNumber(config.rope_theta ?? 10000, 'rope_theta', label), scaling: parseRopeScaling(config.rope_scaling, label) };
+}
+
+function rejectSlidingWindow(config: HfDecoderConfig, label: string): void {
+  const windowed = config.layer_types?.find((type) => type !== 'full_attention');
+  if (config.use_sliding_window || windowed !== undefined) {
+    throw new UserError(`${label}: sliding-window attention is not supported${windowed ? ` (layer_types has ${JSON.stringify(windowed)})` : ''}`);
+  }
+}
+
 export function resolveDecoderConfig(config: HfDecoderConfig, label = 'config.json'): DecoderArchitecture {
   const modelType = config.model_type ?? 'llama';
   if (!SUPPORTED_MODEL_TYPES.has(modelType)) {
     throw new UserError(`${label}: model_type ${modelType} is not supported (supported: ${[...SUPPORTED_MODEL_TYPES].join(', ')})`);
   }
   if (config.mlp_bias) throw new UserError(`${label}: mlp_bias is not supported`);
+  rejectSlidingWindow(config, label);
+  const rope = resolveRope(config, label);
   const hiddenSize = positiveInteger(config, 'hidden_size', label);
   const numHeads = positiveInteger(config, 'num_attention_heads', label);
   const numKvHeads = config.num_key_value_heads === undefined ? numHeads : positiveInteger(config, 'num_key_value_heads', label);
@@ -100,8 +130,8 @@ export function resolveDecoderConfig(config: HfDecoderConfig, label = 'config.js
     numKvHeads,
     headDim,
     rmsNormEps: positiveNumber(config.rms_norm_eps, 'rms_norm_eps', label),
-    ropeTheta: positiveNumber(config.rope_theta ?? 10000, 'rope_theta', label),
-    ropeScaling: parseRopeScaling(config.rope_scaling, label),
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     vocabSize: positiveInteger(config, 'vocab_size', label),
     tieWordEmbeddings: config.tie_word_embeddings ?? false,
     qkvBias: config.attention_bias ?? isQwen2,

@@ -1,5 +1,6 @@
 /**
- * The target-model graph of the ONNX contract for Llama / Qwen2-style decoders.
+ * The target-model graph of the ONNX contract for Llama / Qwen2-style decoders (also the plain
+ * draft model's), and the decoder pieces the EAGLE head graph shares with it.
  *
  * Inputs:  input_ids [1,S] int64, position_ids [1,S] int64, attention_bias [1,1,S,P+S] float32,
  *          past_key_i / past_value_i [1,P,kvH,D] (model float type), for every layer i.
@@ -25,6 +26,7 @@ import {
   type RopeTables,
   type SelfAttentionWeights,
 } from './onnx/ops.js';
+import { CONTRACT_VERSION } from './model-folder.js';
 import { WeightLoader, type Float32WeightSource } from './weight-loader.js';
 
 export const TARGET_IO = {
@@ -52,6 +54,8 @@ export interface TargetGraphOptions {
   logits?: boolean;
   /** Also output the top-k ids and log-probabilities per position. */
   topK?: number;
+  /** Recorded in the graph's metadata; 'draft' for a plain draft model. Default 'target'. */
+  role?: 'target' | 'draft';
   name?: string;
 }
 
@@ -118,37 +122,77 @@ function loadLmHead(weights: WeightLoader, arch: DecoderArchitecture): string {
   return weights.linearWeight(source, arch.hiddenSize, arch.vocabSize, 'lm_head.weight');
 }
 
-export function buildLlamaTargetGraph(arch: DecoderArchitecture, source: Float32WeightSource, options: TargetGraphOptions): GraphBuilder {
-  const { dtype } = options;
-  const b = new GraphBuilder(options.name ?? 'fr-spec-target');
-  const weights = new WeightLoader(b, source, dtype);
-  const kvShape: Shape = [1, DIM_PAST, arch.numKvHeads, arch.headDim];
-  const newKvShape: Shape = [1, DIM_SEQUENCE, arch.numKvHeads, arch.headDim];
+/** The inputs every decoder graph of the contract shares (the EAGLE head adds `feature`). */
+export interface DecoderInputs {
+  inputIds: string;
+  positionIds: string;
+  attentionBias: string;
+  pastKeys: string[];
+  pastValues: string[];
+}
 
+export function declareDecoderInputs(b: GraphBuilder, numLayers: number, kv: { numKvHeads: number; headDim: number }, dtype: FloatDType): DecoderInputs {
+  const kvShape: Shape = [1, DIM_PAST, kv.numKvHeads, kv.headDim];
   const inputIds = b.input(TARGET_IO.inputIds, 'int64', [1, DIM_SEQUENCE]);
   const positionIds = b.input(TARGET_IO.positionIds, 'int64', [1, DIM_SEQUENCE]);
   const attentionBias = b.input(TARGET_IO.attentionBias, 'float32', [1, 1, DIM_SEQUENCE, DIM_TOTAL]);
   const pastKeys: string[] = [];
   const pastValues: string[] = [];
-  for (let i = 0; i < arch.numLayers; i++) {
+  for (let i = 0; i < numLayers; i++) {
     pastKeys.push(b.input(TARGET_IO.pastKey(i), dtype, kvShape));
     pastValues.push(b.input(TARGET_IO.pastValue(i), dtype, kvShape));
   }
+  return { inputIds, positionIds, attentionBias, pastKeys, pastValues };
+}
 
-  const embedTable = weights.tensor('model.embed_tokens.weight', [arch.vocabSize, arch.hiddenSize]);
+/**
+ * Runs `x` through decoder layers, declaring each layer's new K/V rows as the outputs
+ * new_key_i / new_value_i, and returns the last layer's output.
+ */
+export function decoderStack(
+  b: GraphBuilder,
+  x: string,
+  layers: readonly DecoderLayerWeights[],
+  arch: DecoderArchitecture,
+  inputs: DecoderInputs,
+  dtype: FloatDType,
+): string {
   const invFreq = b.initializer('rope.inv_freq', 'float32', [arch.headDim / 2], ropeInverseFrequencies(arch.headDim, arch.ropeTheta, arch.ropeScaling));
-  const rope = ropeTables(b, positionIds, invFreq, dtype);
-
-  let x = embedding(b, embedTable, inputIds);
-  for (let i = 0; i < arch.numLayers; i++) {
-    const layerWeights = loadDecoderLayerWeights(weights, arch, `model.layers.${i}`);
-    const layer = b.scope(`layers.${i}`, () =>
-      decoderLayer(b, x, layerWeights, arch, { rope, pastKey: pastKeys[i], pastValue: pastValues[i], attentionBias }),
-    );
+  const rope = ropeTables(b, inputs.positionIds, invFreq, dtype);
+  const newKvShape: Shape = [1, DIM_SEQUENCE, arch.numKvHeads, arch.headDim];
+  layers.forEach((weights, i) => {
+    const context = { rope, pastKey: inputs.pastKeys[i], pastValue: inputs.pastValues[i], attentionBias: inputs.attentionBias };
+    const layer = b.scope(`layers.${i}`, () => decoderLayer(b, x, weights, arch, context));
     x = layer.output;
     b.output(layer.newKey, dtype, newKvShape, TARGET_IO.newKey(i));
     b.output(layer.newValue, dtype, newKvShape, TARGET_IO.newValue(i));
+  });
+  return x;
+}
+
+/** Metadata every graph of the contract carries: which graph it is and how its KV cache is shaped. */
+export function setGraphMetadata(b: GraphBuilder, graph: string, dtype: FloatDType, kv?: { numLayers: number; numKvHeads: number; headDim: number }): void {
+  b.setMetadata('fr-spec.graph', graph);
+  b.setMetadata('fr-spec.contract_version', String(CONTRACT_VERSION));
+  b.setMetadata('fr-spec.dtype', dtype);
+  if (kv) {
+    b.setMetadata('fr-spec.num_layers', String(kv.numLayers));
+    b.setMetadata('fr-spec.num_kv_heads', String(kv.numKvHeads));
+    b.setMetadata('fr-spec.head_dim', String(kv.headDim));
   }
+}
+
+/** The target graph; a plain draft model (SPS, Ouroboros) is built the same way with `role: 'draft'`. */
+export function buildLlamaTargetGraph(arch: DecoderArchitecture, source: Float32WeightSource, options: TargetGraphOptions): GraphBuilder {
+  const { dtype } = options;
+  const role = options.role ?? 'target';
+  const b = new GraphBuilder(options.name ?? `fr-spec-${role}`);
+  const weights = new WeightLoader(b, source, dtype);
+  const inputs = declareDecoderInputs(b, arch.numLayers, arch, dtype);
+
+  const embedTable = weights.tensor('model.embed_tokens.weight', [arch.vocabSize, arch.hiddenSize]);
+  const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(weights, arch, `model.layers.${i}`));
+  const x = decoderStack(b, embedding(b, embedTable, inputs.inputIds), layers, arch, inputs, dtype);
 
   const finalNorm = weights.tensor('model.norm.weight', [arch.hiddenSize]);
   const hidden = b.scope('final', () => rmsNorm(b, x, finalNorm, arch.rmsNormEps));
@@ -165,10 +209,6 @@ export function buildLlamaTargetGraph(arch: DecoderArchitecture, source: Float32
     b.output(top.values, 'float32', [1, DIM_SEQUENCE, options.topK], TARGET_IO.topkLogprobs);
   }
 
-  b.setMetadata('fr-spec.graph', 'target');
-  b.setMetadata('fr-spec.num_layers', String(arch.numLayers));
-  b.setMetadata('fr-spec.num_kv_heads', String(arch.numKvHeads));
-  b.setMetadata('fr-spec.head_dim', String(arch.headDim));
-  b.setMetadata('fr-spec.dtype', dtype);
+  setGraphMetadata(b, role, dtype, arch);
   return b;
 }

@@ -30,6 +30,16 @@ export function transpose2d(data: Float32Array, rows: number, cols: number): Flo
   return out;
 }
 
+/** A weight as fp32, with its shape checked against `expected` (the error names both shapes). */
+export function readWeight(source: Float32WeightSource, name: string, expected: readonly number[]): Float32Array {
+  if (!source.has(name)) throw new UserError(`the checkpoint has no tensor named ${name}`);
+  const tensor = source.readFloat32(name);
+  if (tensor.shape.length !== expected.length || tensor.shape.some((d, i) => d !== expected[i])) {
+    throw new UserError(`${name}: expected shape [${expected.join(', ')}], found [${tensor.shape.join(', ')}]`);
+  }
+  return tensor.data;
+}
+
 export class WeightLoader {
   constructor(
     private readonly b: GraphBuilder,
@@ -39,12 +49,7 @@ export class WeightLoader {
 
   /** A tensor read with its shape checked against `expected`. */
   read(name: string, expected: readonly number[]): Float32Array {
-    if (!this.source.has(name)) throw new UserError(`the checkpoint has no tensor named ${name}`);
-    const tensor = this.source.readFloat32(name);
-    if (tensor.shape.length !== expected.length || tensor.shape.some((d, i) => d !== expected[i])) {
-      throw new UserError(`${name}: expected shape [${expected.join(', ')}], found [${tensor.shape.join(', ')}]`);
-    }
-    return tensor.data;
+    return readWeight(this.source, name, expected);
   }
 
   /** A weight stored as it is in the checkpoint (norm scales, biases, embedding tables). */

@@ -44,6 +44,22 @@ describe('model/llama-config', () => {
     expect(resolveDecoderConfig({ ...BASE, rope_scaling: { type: 'llama3', ...scaling } }).ropeScaling).to.deep.equal(expected);
   });
 
+  it('reads transformers 5.x rope_parameters in place of rope_theta / rope_scaling', () => {
+    const v5 = resolveDecoderConfig({
+      ...BASE,
+      rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    });
+    expect(v5.ropeTheta).to.equal(500000);
+    expect(v5.ropeScaling).to.deep.equal({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
+    const plain = resolveDecoderConfig({ ...BASE, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } });
+    expect([plain.ropeTheta, plain.ropeScaling]).to.deep.equal([1e6, { type: 'default' }]);
+  });
+
+  it('accepts Qwen2 configs whose layers all use full attention', () => {
+    const qwen = resolveDecoderConfig({ ...BASE, model_type: 'qwen2', use_sliding_window: false, layer_types: ['full_attention', 'full_attention'] });
+    expect(qwen.numLayers).to.equal(2);
+  });
+
   it('rejects what it cannot build, as UserErrors', () => {
     const cases: [Partial<HfDecoderConfig> & Record<string, unknown>, RegExp][] = [
       [{ model_type: 'gpt2' }, /model_type gpt2 is not supported/],
@@ -53,6 +69,9 @@ describe('model/llama-config', () => {
       [{ hidden_size: 0 }, /hidden_size must be a positive integer/],
       [{ mlp_bias: true }, /mlp_bias is not supported/],
       [{ head_dim: 7 }, /head dimension 7 must be an even integer/],
+      [{ model_type: 'qwen2', use_sliding_window: true }, /sliding-window attention is not supported/],
+      [{ layer_types: ['full_attention', 'sliding_attention'] }, /sliding-window attention is not supported \(layer_types has "sliding_attention"\)/],
+      [{ rope_parameters: { rope_type: 'dynamic', rope_theta: 10000, factor: 2 } }, /rope_scaling type "dynamic" is not supported/],
     ];
     for (const [override, pattern] of cases) {
       expect(() => resolveDecoderConfig({ ...BASE, ...override } as HfDecoderConfig, 'cfg'))

@@ -7,7 +7,7 @@ import { dtypeFromOnnx, type DType } from './dtypes.js';
 
 /** Ops whose single output has the element type of their first input. */
 const SAME_AS_FIRST_INPUT = new Set([
-  'Abs', 'Add', 'Concat', 'Cos', 'Div', 'Exp', 'Expand', 'Flatten', 'Gather', 'GatherElements',
+  'Abs', 'Add', 'Concat', 'Cos', 'Div', 'Exp', 'Expand', 'Flatten', 'Gather', 'GatherElements', 'Gemm',
   'Identity', 'LogSoftmax', 'MatMul', 'Max', 'Min', 'Mul', 'Neg', 'Pow', 'Reciprocal', 'ReduceMax',
   'ReduceMean', 'ReduceSum', 'Relu', 'Reshape', 'Sigmoid', 'Sin', 'Slice', 'Softmax', 'Split', 'Sqrt',
   'Squeeze', 'Sub', 'Tanh', 'Tile', 'Transpose', 'Unsqueeze',

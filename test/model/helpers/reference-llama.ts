@@ -72,21 +72,37 @@ export interface ReferenceOutput {
   newValues: Float64Array[];
 }
 
-export function referenceForward(arch: DecoderArchitecture, weights: MapWeights, step: ReferenceStep): ReferenceOutput {
-  const w = (name: string) => weights.readFloat32(name).data;
-  const optional = (name: string) => (weights.has(name) ? w(name) : undefined);
-  const { hiddenSize: d, numHeads, numKvHeads, headDim, intermediateSize: inner, vocabSize } = arch;
+type WeightLookup = { data: (name: string) => Float32Array; optional: (name: string) => Float32Array | undefined };
+
+function lookup(weights: MapWeights): WeightLookup {
+  return {
+    data: (name) => weights.readFloat32(name).data,
+    optional: (name) => (weights.has(name) ? weights.readFloat32(name).data : undefined),
+  };
+}
+
+/**
+ * Pre-norm decoder layers `prefix{i}` over x [S, d] (HF names under `prefix`); `firstLayerNorm`
+ * false drops layer 0's input norm, as in EAGLE heads.
+ */
+export function referenceLayers(
+  arch: DecoderArchitecture,
+  weights: MapWeights,
+  prefix: string,
+  input: Float64Array,
+  step: ReferenceStep,
+  firstLayerNorm = true,
+): { x: Float64Array; newKeys: Float64Array[]; newValues: Float64Array[] } {
+  const { data: w, optional } = lookup(weights);
+  const { hiddenSize: d, numHeads, numKvHeads, headDim, intermediateSize: inner } = arch;
   const s = step.inputIds.length;
   const invFreq = ropeInverseFrequencies(headDim, arch.ropeTheta, arch.ropeScaling);
-  const embed = w('model.embed_tokens.weight');
-
-  let x: Float64Array = new Float64Array(s * d);
-  step.inputIds.forEach((id, i) => x.set(embed.subarray(id * d, (id + 1) * d), i * d));
+  let x = input;
   const newKeys: Float64Array[] = [];
   const newValues: Float64Array[] = [];
   for (let layer = 0; layer < arch.numLayers; layer++) {
-    const p = `model.layers.${layer}`;
-    const normed = rmsNorm(x, s, d, w(`${p}.input_layernorm.weight`), arch.rmsNormEps);
+    const p = `${prefix}${layer}`;
+    const normed = layer === 0 && !firstLayerNorm ? x : rmsNorm(x, s, d, w(`${p}.input_layernorm.weight`), arch.rmsNormEps);
     const proj = (name: string, width: number) => hfLinear(normed, s, w(`${p}.self_attn.${name}.weight`), width, d, optional(`${p}.self_attn.${name}.bias`));
     const q = applyRope(proj('q_proj', numHeads * headDim), step.positions, numHeads, headDim, invFreq);
     const k = applyRope(proj('k_proj', numKvHeads * headDim), step.positions, numKvHeads, headDim, invFreq);
@@ -101,7 +117,23 @@ export function referenceForward(arch: DecoderArchitecture, weights: MapWeights,
     const mlpOut = swiGlu(mlpIn, s, d, inner, w(`${p}.mlp.gate_proj.weight`), w(`${p}.mlp.up_proj.weight`), w(`${p}.mlp.down_proj.weight`));
     x = x.map((value, i) => value + mlpOut[i]);
   }
+  return { x, newKeys, newValues };
+}
+
+/** Rows of an embedding table [V, d] for the ids → [S, d]. */
+export function embed(table: Float32Array, ids: readonly number[], d: number): Float64Array {
+  const x = new Float64Array(ids.length * d);
+  ids.forEach((id, i) => x.set(table.subarray(id * d, (id + 1) * d), i * d));
+  return x;
+}
+
+export function referenceForward(arch: DecoderArchitecture, weights: MapWeights, step: ReferenceStep): ReferenceOutput {
+  const { data: w } = lookup(weights);
+  const { hiddenSize: d, vocabSize } = arch;
+  const s = step.inputIds.length;
+  const embedTable = w('model.embed_tokens.weight');
+  const { x, newKeys, newValues } = referenceLayers(arch, weights, 'model.layers.', embed(embedTable, [...step.inputIds], d), step);
   const hidden = rmsNorm(x, s, d, w('model.norm.weight'), arch.rmsNormEps);
-  const head = arch.tieWordEmbeddings ? embed : w('lm_head.weight');
+  const head = arch.tieWordEmbeddings ? embedTable : w('lm_head.weight');
   return { hidden, logits: hfLinear(hidden, s, head, vocabSize, d), newKeys, newValues };
 }

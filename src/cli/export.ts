@@ -1,0 +1,63 @@
+import { Command, Option } from 'commander';
+import { exportModel } from '../model/export.js';
+import type { FloatDType } from '../model/onnx/dtypes.js';
+
+interface ExportFlags {
+  target: string;
+  eagle?: string;
+  draft?: string;
+  out: string;
+  dtype: 'fp16' | 'fp32';
+  vocabMaps?: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+const DTYPES: Record<ExportFlags['dtype'], FloatDType> = { fp16: 'float16', fp32: 'float32' };
+
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description('export Hugging Face checkpoints (Llama / Qwen2, EAGLE-1/2 heads) to an fr-spec model folder (docs/model-contract.md)')
+    .requiredOption('--target <hf-dir>', 'the target model: a folder with config.json and *.safetensors')
+    .option('--eagle <hf-dir>', 'an EAGLE-1/2 draft head trained for the target')
+    .option('--draft <hf-dir>', 'a small causal LM sharing the target\'s tokenizer (for sps / ouroboros)')
+    .requiredOption('--out <model-dir>', 'the model folder to create')
+    .addOption(new Option('--dtype <dtype>', 'float type of weights, hidden states and KV cache (fp16 for CUDA)').choices(['fp16', 'fp32']).default('fp16'))
+    .option('--vocab-maps <dir>', 'a build-vocab output folder to ship in the model folder\'s vocab-maps/')
+    .option('--force', 'replace the output folder if it exists')
+    .option('--quiet', 'print nothing on success')
+    .action(async (flags: ExportFlags) => runExport(flags));
+}
+
+async function runExport(flags: ExportFlags): Promise<void> {
+  const started = performance.now();
+  const log = (line: string) => {
+    if (!flags.quiet) process.stderr.write(`${line}\n`);
+  };
+  const result = await exportModel({
+    target: flags.target,
+    eagle: flags.eagle,
+    draft: flags.draft,
+    out: flags.out,
+    dtype: DTYPES[flags.dtype],
+    vocabMaps: flags.vocabMaps,
+    force: flags.force,
+    onProgress: log,
+  });
+  if (flags.quiet) return;
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const lines = result.files.map((file) => `  ${file.name.padEnd(28)} ${formatBytes(file.bytes).padStart(10)}`);
+  process.stdout.write(`wrote ${result.outDir} in ${seconds} s (contract v${result.config.contract_version}, ${result.config.dtype})\n${lines.join('\n')}\n`);
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,142 @@
+/**
+ * Sessions over a model folder: onnxruntime sessions for every graph, created once (creating and
+ * releasing sessions leaks memory in onnxruntime-node) on the chosen execution provider and checked
+ * against the contract. FR-Spec subset heads are built at load time from rows of the exported LM
+ * head and cached per subset.
+ */
+import { createHash } from 'node:crypto';
+import type * as ort from 'onnxruntime-node';
+import { UserError } from '../util/errors.js';
+import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from './contract.js';
+import { DecoderSession, EagleSession, HeadSession, type KvLayout } from './graph-sessions.js';
+import { HeadWeights } from './head-weights.js';
+import { buildLmHeadGraph } from './lm-head-graph.js';
+import { ModelFolder, type DecoderFacts } from './model-folder.js';
+import { loadOrt, resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice, type Ort } from './ort-runtime.js';
+
+export interface ModelSessionsOptions {
+  /** Default 'auto': CUDA when its provider library is installed, else CPU. */
+  ep?: ExecutionProviderChoice;
+  deviceId?: number;
+  /** Intra-op threads on the CPU provider (onnxruntime's default: one per physical core). */
+  threads?: number;
+  /** On CUDA, fail at load time if any node would fall back to the CPU (session.disable_cpu_ep_fallback). */
+  strictDevice?: boolean;
+  /** onnxruntime's log level: 0 verbose … 4 fatal. Default 3 (errors). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+export function sessionOptions(ep: ExecutionProvider, options: ModelSessionsOptions = {}): ort.InferenceSession.SessionOptions {
+  const sessionEntries: Record<string, unknown> = {};
+  if (ep === 'cuda') {
+    // Keeps onnxruntime from spinning a CPU core while it waits for the GPU.
+    sessionEntries.intra_op = { allow_spinning: '0' };
+    if (options.strictDevice) sessionEntries.disable_cpu_ep_fallback = '1';
+  }
+  const threads = ep === 'cuda' ? 1 : options.threads;
+  return {
+    executionProviders: ep === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId ?? 0 }] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    // The binding rejects an explicit undefined.
+    ...(threads !== undefined && { intraOpNumThreads: threads }),
+    logSeverityLevel: options.logSeverityLevel ?? 3,
+    extra: { session: sessionEntries },
+  };
+}
+
+/** Creates a session and checks its inputs and outputs against `spec`. */
+export async function createCheckedSession(ortModule: Ort, model: string | Uint8Array, label: string, spec: GraphSpec, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  let session: ort.InferenceSession;
+  try {
+    session = typeof model === 'string' ? await ortModule.InferenceSession.create(model, options) : await ortModule.InferenceSession.create(model, options);
+  } catch (error) {
+    throw new UserError(`${label}: onnxruntime could not load it: ${(error as Error).message.split('\n')[0]}`);
+  }
+  try {
+    assertConforms(label, spec, { inputs: session.inputMetadata, outputs: session.outputMetadata });
+  } catch (error) {
+    await session.release();
+    throw error;
+  }
+  return session;
+}
+
+const kvLayout = (facts: { num_layers: number; num_kv_heads: number; head_dim: number }): KvLayout => ({
+  numLayers: facts.num_layers,
+  numKvHeads: facts.num_kv_heads,
+  headDim: facts.head_dim,
+});
+
+export class ModelSessions {
+  private readonly subsetHeads = new Map<string, Promise<HeadSession>>();
+  private headWeights?: HeadWeights;
+
+  private constructor(
+    private readonly ort: Ort,
+    readonly folder: ModelFolder,
+    readonly ep: ExecutionProvider,
+    private readonly options: ort.InferenceSession.SessionOptions,
+    readonly target: DecoderSession,
+    /** The full-vocabulary draft head (EAGLE-2). */
+    readonly head: HeadSession,
+    readonly eagle?: EagleSession,
+    readonly draft?: DecoderSession,
+  ) {}
+
+  static async open(dir: string, options: ModelSessionsOptions = {}): Promise<ModelSessions> {
+    const folder = ModelFolder.open(dir);
+    const ep = resolveExecutionProvider(options.ep ?? 'auto');
+    const ortModule = loadOrt();
+    const opts = sessionOptions(ep, options);
+    const { config } = folder;
+    const load = (file: string, spec: GraphSpec) => createCheckedSession(ortModule, folder.path(file), `${dir}/${file}`, spec, opts);
+    const decoder = async (entry: { file: string; architecture: DecoderFacts }) =>
+      new DecoderSession(ortModule, await load(entry.file, decoderSpec(entry.architecture, config.dtype)), kvLayout(entry.architecture), config.dtype, entry.architecture.hidden_size);
+
+    const target = await decoder(config.target);
+    const head = new HeadSession(ortModule, await load(config.lm_head.file, headSpec(config)), config.dtype, config.hidden_size, config.lm_head.vocab_size);
+    const eagle = config.eagle
+      ? new EagleSession(ortModule, await load(config.eagle.file, eagleSpec(config)), kvLayout(config.eagle.architecture), config.dtype, config.hidden_size)
+      : undefined;
+    const draft = config.draft ? await decoder(config.draft) : undefined;
+    return new ModelSessions(ortModule, folder, ep, opts, target, head, eagle, draft);
+  }
+
+  get dtype() {
+    return this.folder.config.dtype;
+  }
+
+  /**
+   * The FR-Spec draft head over `vocabIds` (e.g. a freq_{r} subset): rows of the target's LM head,
+   * log-softmax over the subset, top-k ids returned in the full vocabulary. Built once per subset.
+   */
+  subsetHead(vocabIds: ArrayLike<number>): Promise<HeadSession> {
+    const ids = Int32Array.from(vocabIds as ArrayLike<number>);
+    const key = createHash('sha1').update(new Uint8Array(ids.buffer)).digest('hex');
+    let head = this.subsetHeads.get(key);
+    if (!head) {
+      head = this.buildSubsetHead(ids);
+      this.subsetHeads.set(key, head);
+      head.catch(() => this.subsetHeads.delete(key));
+    }
+    return head;
+  }
+
+  private async buildSubsetHead(ids: Int32Array): Promise<HeadSession> {
+    if (ids.length === 0) throw new UserError('an FR-Spec subset needs at least one vocabulary id');
+    if (new Set(ids).size !== ids.length) throw new UserError('the FR-Spec subset lists a vocabulary id more than once');
+    const { config } = this.folder;
+    this.headWeights ??= HeadWeights.open(this.folder.path(config.lm_head.file));
+    const graph = buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weightRows: this.headWeights.readRows(ids), vocabIds: ids });
+    const label = `FR-Spec head over ${ids.length} ids`;
+    const session = await createCheckedSession(this.ort, graph.toBytes(), label, headSpec(config), this.options);
+    return new HeadSession(this.ort, session, config.dtype, config.hidden_size, ids.length);
+  }
+
+  async release(): Promise<void> {
+    const subsets = await Promise.allSettled(this.subsetHeads.values());
+    this.subsetHeads.clear();
+    const sessions = [this.target, this.head, this.eagle, this.draft, ...subsets.map((s) => (s.status === 'fulfilled' ? s.value : undefined))];
+    await Promise.all(sessions.map((s) => s?.release()));
+  }
+}
