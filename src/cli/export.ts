@@ -8,6 +8,8 @@ interface ExportFlags {
   draft?: string;
   out: string;
   dtype: 'fp16' | 'fp32';
+  weightDtype?: 'fp16' | 'fp32';
+  quantizeVocab: 'none' | 'int8';
   vocabMaps?: string;
   force?: boolean;
   quiet?: boolean;
@@ -23,7 +25,9 @@ export function registerExport(program: Command): void {
     .option('--eagle <hf-dir>', 'an EAGLE-1/2 draft head trained for the target')
     .option('--draft <hf-dir>', 'a small causal LM sharing the target\'s tokenizer (for sps / ouroboros)')
     .requiredOption('--out <model-dir>', 'the model folder to create')
-    .addOption(new Option('--dtype <dtype>', 'float type of weights, hidden states and KV cache (fp16 for CUDA)').choices(['fp16', 'fp32']).default('fp16'))
+    .addOption(new Option('--dtype <dtype>', 'float type the graphs compute in: weights, hidden states and KV cache (fp16 for CUDA, fp32 for CPUs)').choices(['fp16', 'fp32']).default('fp16'))
+    .addOption(new Option('--weight-dtype <dtype>', 'float type the weights are stored in (default: --dtype); fp16 under --dtype fp32 halves the files, converted when loaded').choices(['fp16', 'fp32']))
+    .addOption(new Option('--quantize-vocab <mode>', 'store embedding tables and LM heads [V, d] as int8 rows with one scale per row').choices(['none', 'int8']).default('none'))
     .option('--vocab-maps <dir>', 'a build-vocab output folder to ship in the model folder\'s vocab-maps/')
     .option('--force', 'replace the output folder if it exists')
     .option('--quiet', 'print nothing on success')
@@ -41,6 +45,8 @@ async function runExport(flags: ExportFlags): Promise<void> {
     draft: flags.draft,
     out: flags.out,
     dtype: DTYPES[flags.dtype],
+    weightDtype: flags.weightDtype && DTYPES[flags.weightDtype],
+    quantizeVocab: flags.quantizeVocab,
     vocabMaps: flags.vocabMaps,
     force: flags.force,
     onProgress: log,
@@ -48,7 +54,10 @@ async function runExport(flags: ExportFlags): Promise<void> {
   if (flags.quiet) return;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const lines = result.files.map((file) => `  ${file.name.padEnd(28)} ${formatBytes(file.bytes).padStart(10)}`);
-  process.stdout.write(`wrote ${result.outDir} in ${seconds} s (contract v${result.config.contract_version}, ${result.config.dtype})\n${lines.join('\n')}\n`);
+  const { config } = result;
+  const total = formatBytes(result.files.reduce((sum, file) => sum + file.bytes, 0));
+  const storage = config.weights ? `, weights ${config.weights.dtype}, vocabulary tables ${config.weights.vocab_tables}` : '';
+  process.stdout.write(`wrote ${result.outDir} in ${seconds} s (contract v${config.contract_version}, ${config.dtype}${storage}; ${total})\n${lines.join('\n')}\n`);
 }
 
 function formatBytes(bytes: number): string {

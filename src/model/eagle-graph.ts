@@ -13,11 +13,11 @@
  */
 import { UserError } from '../util/errors.js';
 import type { EagleArchitecture } from './eagle-config.js';
-import { declareDecoderInputs, decoderStack, DIM_SEQUENCE, loadDecoderLayerWeights, setGraphMetadata, TARGET_IO } from './llama-graph.js';
+import { declareDecoderInputs, decoderStack, DIM_SEQUENCE, embeddingTable, loadDecoderLayerWeights, setGraphMetadata, TARGET_IO } from './llama-graph.js';
 import { GraphBuilder } from './onnx/builder.js';
 import type { FloatDType } from './onnx/dtypes.js';
-import { embedding, linear } from './onnx/ops.js';
-import { WeightLoader, type Float32WeightSource } from './weight-loader.js';
+import { linear } from './onnx/ops.js';
+import { WeightLoader, type Float32WeightSource, type WeightStorage } from './weight-loader.js';
 
 export const EAGLE_IO = {
   ...TARGET_IO,
@@ -27,6 +27,8 @@ export const EAGLE_IO = {
 
 export interface EagleGraphOptions {
   dtype: FloatDType;
+  /** How the weights are stored; default: in `dtype`, the embedding table as floats. */
+  storage?: WeightStorage;
   name?: string;
 }
 
@@ -42,19 +44,19 @@ export function buildEagleDraftGraph(eagle: EagleArchitecture, head: Float32Weig
     throw new UserError('the checkpoint has no fc.bias, but its config.json sets "bias": true (or leaves it out, which means true); set "bias": false for a head without it');
   }
   const b = new GraphBuilder(options.name ?? 'fr-spec-eagle');
-  const headWeights = new WeightLoader(b, head, dtype);
-  const targetWeights = new WeightLoader(b, target, dtype);
+  const headWeights = new WeightLoader(b, head, dtype, options.storage);
+  const targetWeights = new WeightLoader(b, target, dtype, options.storage);
 
   const inputs = declareDecoderInputs(b, arch.numLayers, arch, dtype);
   const feature = b.input(EAGLE_IO.feature, dtype, [1, DIM_SEQUENCE, d]);
 
-  const embedTable = targetWeights.tensor('model.embed_tokens.weight', [arch.vocabSize, d]);
+  const embedTable = embeddingTable(targetWeights, { vocabSize: arch.vocabSize, hiddenSize: d });
   const fcWeight = headWeights.linearWeight('fc.weight', 2 * d, d);
   const fcBias = eagle.fcBias ? headWeights.tensor('fc.bias', [d]) : undefined;
   const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(headWeights, arch, `layers.${i}`, i !== 0));
 
   // EAGLE's order: the token's embedding first, then the feature.
-  const fused = b.scope('fc', () => linear(b, b.op('Concat', [embedding(b, embedTable, inputs.inputIds), feature], { axis: -1 }), fcWeight, fcBias));
+  const fused = b.scope('fc', () => linear(b, b.op('Concat', [embedTable.lookup(inputs.inputIds), feature], { axis: -1 }), fcWeight, fcBias));
   const out = decoderStack(b, fused, layers, arch, inputs, dtype);
   b.output(out, dtype, [1, DIM_SEQUENCE, d], EAGLE_IO.out);
 

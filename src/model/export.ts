@@ -10,7 +10,7 @@ import { buildEagleDraftGraph } from './eagle-graph.js';
 import { resolveEagleConfig, type EagleArchitecture, type HfEagleConfig } from './eagle-config.js';
 import { openHfFolder, readOptionalJson, withContext, type HfFolder } from './hf-folder.js';
 import { resolveDecoderConfig, type DecoderArchitecture, type HfDecoderConfig } from './llama-config.js';
-import { buildLlamaTargetGraph } from './llama-graph.js';
+import { buildLlamaTargetGraph, EMBEDDING_WEIGHT } from './llama-graph.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
 import {
   CONTRACT_VERSION,
@@ -23,14 +23,20 @@ import {
 } from './model-folder.js';
 import type { GraphBuilder } from './onnx/builder.js';
 import type { FloatDType } from './onnx/dtypes.js';
-import { readWeight } from './weight-loader.js';
+import { ExternalDataFile } from './onnx/external-data.js';
+import { readWeight, storeVocabTable, type WeightStorage } from './weight-loader.js';
 
 export interface ExportOptions {
   target: string;
   eagle?: string;
   draft?: string;
   out: string;
+  /** The graphs' float type: weights as computed with, hidden states, K/V. */
   dtype: FloatDType;
+  /** Float type the weights are stored in; default `dtype`. float16 under a float32 `dtype` halves the files. */
+  weightDtype?: FloatDType;
+  /** Store embedding tables and LM heads as int8 rows with per-row scales. Default 'none'. */
+  quantizeVocab?: 'none' | 'int8';
   /** A build-vocab output folder whose files are copied into `vocab-maps/`. */
   vocabMaps?: string;
   force?: boolean;
@@ -66,27 +72,33 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   const eagle = options.eagle ? openEagle(options.eagle, target.arch) : undefined;
   const draft = options.draft ? openDecoder(options.draft, '--draft') : undefined;
   if (options.vocabMaps && !isFolder(options.vocabMaps)) throw new UserError(`--vocab-maps ${options.vocabMaps}: no such folder`);
+  const { dtype } = options;
+  const storage = weightStorage(options);
   const progress = options.onProgress ?? (() => {});
 
   const config = await writeFolderAtomically(options.out, options.force, async (dir) => {
-    const save = (file: string, label: string, build: () => GraphBuilder, external = false) => {
+    // Every graph's weights go to one file in which each distinct tensor is stored once: the
+    // embedding and LM head that the graphs share, and the head rows subset heads read.
+    const weightsFile = new ExternalDataFile(join(dir, MODEL_FILES.weights));
+    const save = (file: string, label: string, build: () => GraphBuilder) => {
       progress(`writing ${file}`);
-      const graph = withContext(label, build);
-      graph.save(join(dir, file), external ? { externalDataThreshold: 0 } : {});
+      withContext(label, build).save(join(dir, file), { sharedData: weightsFile });
     };
-    const { dtype } = options;
-    save(MODEL_FILES.target, `--target ${options.target}`, () => buildLlamaTargetGraph(target.arch, target.folder.checkpoint, { dtype, role: 'target' }));
-    // The head weight goes to lm_head.onnx.data so subset heads can read single rows from it.
-    save(MODEL_FILES.lmHead, `--target ${options.target}`, () => buildFullHead(target, dtype), true);
-    if (eagle) {
-      save(MODEL_FILES.eagle, `--eagle ${options.eagle}`, () => buildEagleDraftGraph(eagle.eagle, eagle.folder.checkpoint, target.folder.checkpoint, { dtype }));
-    }
-    if (draft) {
-      save(MODEL_FILES.draft, `--draft ${options.draft}`, () => buildLlamaTargetGraph(draft.arch, draft.folder.checkpoint, { dtype, role: 'draft' }));
+    try {
+      save(MODEL_FILES.target, `--target ${options.target}`, () => buildLlamaTargetGraph(target.arch, target.folder.checkpoint, { dtype, storage, role: 'target' }));
+      save(MODEL_FILES.lmHead, `--target ${options.target}`, () => buildFullHead(target, dtype, storage));
+      if (eagle) {
+        save(MODEL_FILES.eagle, `--eagle ${options.eagle}`, () => buildEagleDraftGraph(eagle.eagle, eagle.folder.checkpoint, target.folder.checkpoint, { dtype, storage }));
+      }
+      if (draft) {
+        save(MODEL_FILES.draft, `--draft ${options.draft}`, () => buildLlamaTargetGraph(draft.arch, draft.folder.checkpoint, { dtype, storage, role: 'draft' }));
+      }
+    } finally {
+      weightsFile.close();
     }
     const tokenizerFiles = copyTokenizerFiles(target.folder.dir, dir);
     const vocabMaps = options.vocabMaps ? copyVocabMaps(options.vocabMaps, join(dir, MODEL_FILES.vocabMaps)) : [];
-    const folderConfig = describeFolder(options.dtype, target, eagle, draft, tokenizerFiles, vocabMaps);
+    const folderConfig = describeFolder(dtype, storage, target, eagle, draft, tokenizerFiles, vocabMaps);
     writeJson(join(dir, MODEL_FILES.config), folderConfig);
     return folderConfig;
   });
@@ -110,12 +122,18 @@ function openEagle(dir: string, target: DecoderArchitecture): EagleSource {
   });
 }
 
+function weightStorage(options: ExportOptions): WeightStorage {
+  const storage: WeightStorage = { dtype: options.weightDtype ?? options.dtype, vocabTables: options.quantizeVocab === 'int8' ? 'int8' : 'float' };
+  if (storage.dtype === 'float32' && options.dtype === 'float16') throw new UserError('--weight-dtype fp32 with --dtype fp16 would store weights at a precision the graphs cannot use; pick --weight-dtype fp16');
+  return storage;
+}
+
 /** The target's LM head rows [V,d]: `lm_head.weight`, or the embedding table when tied. */
-function buildFullHead(target: DecoderSource, dtype: FloatDType): GraphBuilder {
+function buildFullHead(target: DecoderSource, dtype: FloatDType, storage: WeightStorage): GraphBuilder {
   const { arch } = target;
-  const name = arch.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const name = arch.tieWordEmbeddings ? EMBEDDING_WEIGHT : 'lm_head.weight';
   const rows = readWeight(target.folder.checkpoint, name, [arch.vocabSize, arch.hiddenSize]);
-  return buildLmHeadGraph({ dtype, hiddenSize: arch.hiddenSize, weightRows: rows });
+  return buildLmHeadGraph({ dtype, hiddenSize: arch.hiddenSize, weights: storeVocabTable(rows, arch.vocabSize, arch.hiddenSize, storage) });
 }
 
 function copyTokenizerFiles(from: string, to: string): string[] {
@@ -141,6 +159,7 @@ function copyVocabMaps(from: string, to: string): string[] {
 
 function describeFolder(
   dtype: FloatDType,
+  storage: WeightStorage,
   target: DecoderSource,
   eagle: EagleSource | undefined,
   draft: DecoderSource | undefined,
@@ -157,6 +176,7 @@ function describeFolder(
     vocab_size: arch.vocabSize,
     hidden_size: arch.hiddenSize,
     target: { file: MODEL_FILES.target, source: target.folder.name, architecture: decoderFacts(target.modelType, arch) },
+    weights: { file: MODEL_FILES.weights, dtype: storage.dtype, vocab_tables: storage.vocabTables },
     lm_head: { file: MODEL_FILES.lmHead, vocab_size: arch.vocabSize, hidden_size: arch.hiddenSize },
     ...(eagle && { eagle: { file: MODEL_FILES.eagle, source: eagle.folder.name, architecture: eagleFacts(eagle.eagle) } }),
     ...(draft && { draft: { file: MODEL_FILES.draft, source: draft.folder.name, architecture: decoderFacts(draft.modelType, draft.arch) } }),

@@ -20,6 +20,7 @@ export interface HfDecoderConfig {
   /** transformers 5.x: `{rope_theta, rope_type, ...scaling fields}` in place of rope_theta/rope_scaling. */
   rope_parameters?: Record<string, unknown> | null;
   vocab_size: number;
+  max_position_embeddings?: number;
   tie_word_embeddings?: boolean;
   attention_bias?: boolean;
   mlp_bias?: boolean;
@@ -45,6 +46,8 @@ export interface DecoderArchitecture {
   qkvBias: boolean;
   /** Bias on the output projection (Llama's `attention_bias` covers it; Qwen2 has none). */
   outputBias: boolean;
+  /** The context length the model was built for, when config.json gives it. */
+  maxPositionEmbeddings?: number;
 }
 
 const SUPPORTED_MODEL_TYPES = new Set(['llama', 'qwen2']);
@@ -136,5 +139,6 @@ export function resolveDecoderConfig(config: HfDecoderConfig, label = 'config.js
     tieWordEmbeddings: config.tie_word_embeddings ?? false,
     qkvBias: config.attention_bias ?? isQwen2,
     outputBias: !isQwen2 && (config.attention_bias ?? false),
+    ...(config.max_position_embeddings !== undefined && { maxPositionEmbeddings: positiveInteger(config, 'max_position_embeddings', label) }),
   };
 }

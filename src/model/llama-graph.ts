@@ -14,8 +14,6 @@ import type { FloatDType } from './onnx/dtypes.js';
 import {
   argMaxLastAxis,
   castTo,
-  embedding,
-  lmHead,
   logSoftmaxLastAxis,
   rmsNorm,
   ropeInverseFrequencies,
@@ -27,7 +25,8 @@ import {
   type SelfAttentionWeights,
 } from './onnx/ops.js';
 import { CONTRACT_VERSION } from './model-folder.js';
-import { WeightLoader, type Float32WeightSource } from './weight-loader.js';
+import { sequenceLogits, type VocabTable } from './vocab-table.js';
+import { WeightLoader, type Float32WeightSource, type WeightStorage } from './weight-loader.js';
 
 export const TARGET_IO = {
   inputIds: 'input_ids',
@@ -50,6 +49,8 @@ export const DIM_TOTAL = 'total_sequence_length';
 
 export interface TargetGraphOptions {
   dtype: FloatDType;
+  /** How the weights are stored; default: in `dtype`, vocabulary tables as floats. */
+  storage?: WeightStorage;
   /** Also output the full logits (large: only for prefill checks and debugging). */
   logits?: boolean;
   /** Also output the top-k ids and log-probabilities per position. */
@@ -116,10 +117,16 @@ export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArch
   };
 }
 
-/** The graph's LM head [d, V]: `lm_head.weight`, or the embedding table when they are tied. */
-function loadLmHead(weights: WeightLoader, arch: DecoderArchitecture): string {
-  const source = arch.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  return weights.linearWeight(source, arch.hiddenSize, arch.vocabSize, 'lm_head.weight');
+export const EMBEDDING_WEIGHT = 'model.embed_tokens.weight';
+
+/** The model's embedding table [V, d]. */
+export function embeddingTable(weights: WeightLoader, arch: { vocabSize: number; hiddenSize: number }): VocabTable {
+  return weights.vocabTable(EMBEDDING_WEIGHT, arch.vocabSize, arch.hiddenSize);
+}
+
+/** The model's LM head [V, d] in HF's layout: `lm_head.weight`, or the embedding table itself when tied. */
+export function lmHeadTable(weights: WeightLoader, arch: DecoderArchitecture): VocabTable {
+  return arch.tieWordEmbeddings ? embeddingTable(weights, arch) : weights.vocabTable('lm_head.weight', arch.vocabSize, arch.hiddenSize);
 }
 
 /** The inputs every decoder graph of the contract shares (the EAGLE head adds `feature`). */
@@ -187,18 +194,17 @@ export function buildLlamaTargetGraph(arch: DecoderArchitecture, source: Float32
   const { dtype } = options;
   const role = options.role ?? 'target';
   const b = new GraphBuilder(options.name ?? `fr-spec-${role}`);
-  const weights = new WeightLoader(b, source, dtype);
+  const weights = new WeightLoader(b, source, dtype, options.storage);
   const inputs = declareDecoderInputs(b, arch.numLayers, arch, dtype);
 
-  const embedTable = weights.tensor('model.embed_tokens.weight', [arch.vocabSize, arch.hiddenSize]);
   const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(weights, arch, `model.layers.${i}`));
-  const x = decoderStack(b, embedding(b, embedTable, inputs.inputIds), layers, arch, inputs, dtype);
+  const x = decoderStack(b, embeddingTable(weights, arch).lookup(inputs.inputIds), layers, arch, inputs, dtype);
 
   const finalNorm = weights.tensor('model.norm.weight', [arch.hiddenSize]);
   const hidden = b.scope('final', () => rmsNorm(b, x, finalNorm, arch.rmsNormEps));
   b.output(hidden, dtype, [1, DIM_SEQUENCE, arch.hiddenSize], TARGET_IO.hidden);
 
-  const logits = lmHead(b, hidden, loadLmHead(weights, arch));
+  const logits = sequenceLogits(b, hidden, lmHeadTable(weights, arch));
   b.output(argMaxLastAxis(b, logits), 'int64', [1, DIM_SEQUENCE], TARGET_IO.argmax);
   if (options.logits) {
     b.output(castTo(b, logits, 'float32'), 'float32', [1, DIM_SEQUENCE, arch.vocabSize], TARGET_IO.logits);

@@ -11,8 +11,13 @@ import type { FloatDType } from './onnx/dtypes.js';
 import type { RopeScaling } from './onnx/rope.js';
 
 export const MODEL_FORMAT = 'fr-spec-model';
-/** Bumped on any change a reader of an older folder could misread; additions keep it. */
-export const CONTRACT_VERSION = 1;
+/**
+ * Bumped on any change a reader of an older folder could misread; additions keep it. Version 2 added
+ * weight storage narrower than `dtype` and int8 vocabulary tables (docs/model-contract.md §2).
+ */
+export const CONTRACT_VERSION = 2;
+/** Versions this reader understands: version 1 folders are version 2 folders without `weights`. */
+export const READABLE_CONTRACT_VERSIONS: readonly number[] = [1, 2];
 
 export const MODEL_FILES = {
   config: 'config.json',
@@ -20,6 +25,7 @@ export const MODEL_FILES = {
   eagle: 'eagle.onnx',
   draft: 'draft.onnx',
   lmHead: 'lm_head.onnx',
+  weights: 'weights.data',
   vocabMaps: 'vocab-maps',
 } as const;
 
@@ -46,6 +52,8 @@ export interface DecoderFacts {
   rope_theta: number;
   rope_scaling: RopeScaling;
   tie_word_embeddings: boolean;
+  /** The checkpoint's context length, when its config.json gives it. */
+  max_position_embeddings?: number;
 }
 
 export interface EagleFacts {
@@ -60,6 +68,16 @@ export interface EagleFacts {
   rope_scaling: RopeScaling;
   fc_bias: boolean;
   qkv_bias: boolean;
+}
+
+/** How the graphs' weights are stored (§2): the graphs convert them to `dtype` when they are loaded. */
+export interface WeightsFacts {
+  /** The ONNX external data file all graphs share. */
+  file: string;
+  /** Float type of the stored weights: `dtype`, or float16 under a float32 `dtype`. */
+  dtype: FloatDType;
+  /** Embedding tables and LM heads [V, d]: `float` (in `weights.dtype`) or `int8` (per-row scales). */
+  vocab_tables: 'float' | 'int8';
 }
 
 interface GraphEntry<Facts> {
@@ -78,6 +96,8 @@ export interface ModelFolderConfig {
   vocab_size: number;
   hidden_size: number;
   target: GraphEntry<DecoderFacts>;
+  /** Absent in version 1 folders: weights in `dtype`, vocabulary tables as floats. */
+  weights?: WeightsFacts;
   /** The target's LM head as a graph of its own (the draft head of EAGLE-2 and FR-Spec). */
   lm_head: { file: string; vocab_size: number; hidden_size: number };
   eagle?: GraphEntry<EagleFacts>;
@@ -104,6 +124,7 @@ export function decoderFacts(modelType: string, arch: DecoderArchitecture): Deco
     rope_theta: arch.ropeTheta,
     rope_scaling: arch.ropeScaling,
     tie_word_embeddings: arch.tieWordEmbeddings,
+    ...(arch.maxPositionEmbeddings !== undefined && { max_position_embeddings: arch.maxPositionEmbeddings }),
   };
 }
 
@@ -142,7 +163,7 @@ export class ModelFolder {
     }
     checkConfig(configPath, config);
     const folder = new ModelFolder(dir, config);
-    for (const entry of [config.target, config.lm_head, config.eagle, config.draft]) {
+    for (const entry of [config.target, config.lm_head, config.eagle, config.draft, config.weights]) {
       if (entry && !existsSync(folder.path(entry.file))) throw new UserError(`${dir}: ${entry.file} is missing`);
     }
     return folder;
@@ -157,9 +178,14 @@ function checkConfig(configPath: string, config: ModelFolderConfig): void {
   if (typeof config !== 'object' || config === null || config.format !== MODEL_FORMAT) {
     throw new UserError(`${configPath}: not an fr-spec model folder config (format is not "${MODEL_FORMAT}"); is this a Hugging Face folder? Run fr-spec export on it`);
   }
-  if (config.contract_version !== CONTRACT_VERSION) {
-    throw new UserError(`${configPath}: contract_version ${String(config.contract_version)} is not supported by this fr-spec (it reads version ${CONTRACT_VERSION}); re-export the model`);
+  if (!READABLE_CONTRACT_VERSIONS.includes(config.contract_version)) {
+    throw new UserError(`${configPath}: contract_version ${String(config.contract_version)} is not supported by this fr-spec (it reads versions ${READABLE_CONTRACT_VERSIONS.join(' and ')}); re-export the model`);
   }
   if (config.dtype !== 'float16' && config.dtype !== 'float32') throw new UserError(`${configPath}: dtype must be float16 or float32`);
+  const { weights } = config;
+  if (weights !== undefined) {
+    const valid = typeof weights === 'object' && weights !== null && (weights.dtype === 'float16' || weights.dtype === config.dtype) && (weights.vocab_tables === 'float' || weights.vocab_tables === 'int8');
+    if (!valid) throw new UserError(`${configPath}: weights must give dtype (float16, or float32 under a float32 dtype) and vocab_tables (float or int8)`);
+  }
   if (!config.target?.file || !config.lm_head?.file) throw new UserError(`${configPath}: target and lm_head entries are required`);
 }

@@ -127,7 +127,7 @@ export class ModelSessions {
     if (new Set(ids).size !== ids.length) throw new UserError('the FR-Spec subset lists a vocabulary id more than once');
     const { config } = this.folder;
     this.headWeights ??= HeadWeights.open(this.folder.path(config.lm_head.file));
-    const graph = buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weightRows: this.headWeights.readRows(ids), vocabIds: ids });
+    const graph = buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weights: this.headWeights.readStoredRows(ids), vocabIds: ids });
     const label = `FR-Spec head over ${ids.length} ids`;
     const session = await createCheckedSession(this.ort, graph.toBytes(), label, headSpec(config), this.options);
     return new HeadSession(this.ort, session, config.dtype, config.hidden_size, ids.length);

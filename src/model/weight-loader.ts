@@ -1,12 +1,28 @@
 /**
- * Moves checkpoint weights into graph initializers, checking shapes and converting to the graph's
- * float type. Initializers keep their Hugging Face names; linear weights (HF [out, in]) are stored
- * transposed, [in, out], so the graph multiplies with a plain MatMul.
+ * Moves checkpoint weights into graph initializers, checking shapes, storing them in the export's
+ * storage type and converting to the graph's float type. Initializers keep their Hugging Face names;
+ * linear weights (HF [out, in]) are stored transposed, [in, out], so the graph multiplies with a
+ * plain MatMul; vocabulary tables ([V, d]) keep HF's layout (see vocab-table.ts).
  */
 import { UserError } from '../util/errors.js';
+import { castTo } from './onnx/basic-ops.js';
 import type { GraphBuilder } from './onnx/builder.js';
 import type { FloatDType } from './onnx/dtypes.js';
+import { quantizeRowsInt8 } from './quantize.js';
 import type { Float32Tensor } from './safetensors.js';
+import { VocabTable, type StoredTable } from './vocab-table.js';
+
+/**
+ * How weights are stored in the files. A storage type narrower than the graph's float type (fp16
+ * weights in an fp32 graph) is converted by the graph, once, when onnxruntime loads it.
+ */
+export interface WeightStorage {
+  dtype: FloatDType;
+  /** Embedding tables and LM heads: stored like the other weights, or as int8 rows with per-row scales. */
+  vocabTables: 'float' | 'int8';
+}
+
+export type VocabStorage = WeightStorage['vocabTables'];
 
 /** What the loader needs from a checkpoint (SafetensorsCheckpoint implements it). */
 export interface Float32WeightSource {
@@ -40,11 +56,19 @@ export function readWeight(source: Float32WeightSource, name: string, expected: 
   return tensor.data;
 }
 
+/** A vocabulary table [rows, cols] as `storage` keeps it (int8 quantization is deterministic). */
+export function storeVocabTable(data: Float32Array, rows: number, cols: number, storage: WeightStorage): StoredTable {
+  return storage.vocabTables === 'int8' ? { kind: 'int8', ...quantizeRowsInt8(data, rows, cols) } : { kind: 'float', dtype: storage.dtype, data };
+}
+
 export class WeightLoader {
+  private readonly vocabTables = new Map<string, VocabTable>();
+
   constructor(
     private readonly b: GraphBuilder,
     private readonly source: Float32WeightSource,
     private readonly dtype: FloatDType,
+    private readonly storage: WeightStorage = { dtype, vocabTables: 'float' },
   ) {}
 
   /** A tensor read with its shape checked against `expected`. */
@@ -54,12 +78,27 @@ export class WeightLoader {
 
   /** A weight stored as it is in the checkpoint (norm scales, biases, embedding tables). */
   tensor(name: string, shape: readonly number[]): string {
-    return this.b.initializer(name, this.dtype, shape, this.read(name, shape));
+    return this.stored(name, shape, this.read(name, shape));
   }
 
   /** A linear layer's HF weight [outFeatures, inFeatures], stored as [inFeatures, outFeatures]. */
-  linearWeight(name: string, inFeatures: number, outFeatures: number, storedName = name): string {
+  linearWeight(name: string, inFeatures: number, outFeatures: number): string {
     const data = this.read(name, [outFeatures, inFeatures]);
-    return this.b.initializer(storedName, this.dtype, [inFeatures, outFeatures], transpose2d(data, outFeatures, inFeatures));
+    return this.stored(name, [inFeatures, outFeatures], transpose2d(data, outFeatures, inFeatures));
+  }
+
+  /** An embedding table or LM head [rows, cols], once per name (a tied table serves both uses). */
+  vocabTable(name: string, rows: number, cols: number): VocabTable {
+    let table = this.vocabTables.get(name);
+    if (!table) {
+      const stored = storeVocabTable(this.read(name, [rows, cols]), rows, cols, this.storage);
+      table = new VocabTable(this.b, name, stored, rows, cols, this.dtype);
+      this.vocabTables.set(name, table);
+    }
+    return table;
+  }
+
+  private stored(name: string, shape: readonly number[], data: Float32Array): string {
+    return castTo(this.b, this.b.initializer(name, this.storage.dtype, shape, data), this.dtype);
   }
 }

@@ -85,8 +85,13 @@ describe('model/contract', () => {
     it('explains what is wrong with a folder', () => {
       expect(() => ModelFolder.open(join(root, 'nothing'))).to.throw(UserError, /not a model folder \(no config\.json\); create one with fr-spec export/);
       expect(() => ModelFolder.open(folderWith('hf', { model_type: 'llama' }))).to.throw(UserError, /not an fr-spec model folder config.*Run fr-spec export on it/);
-      expect(() => ModelFolder.open(folderWith('future', { ...valid, contract_version: CONTRACT_VERSION + 1 }))).to.throw(UserError, /contract_version 2 is not supported by this fr-spec \(it reads version 1\); re-export the model/);
+      expect(() => ModelFolder.open(folderWith('future', { ...valid, contract_version: 3 }))).to.throw(UserError, /contract_version 3 is not supported by this fr-spec \(it reads versions 1 and 2\); re-export the model/);
       expect(() => ModelFolder.open(folderWith('incomplete', valid))).to.throw(UserError, /target\.onnx is missing/);
+      expect(() => ModelFolder.open(folderWith('v1', { ...valid, contract_version: 1 }))).to.throw(UserError, /target\.onnx is missing/);
+      const storage = (weights: unknown) => folderWith(`weights-${JSON.stringify(weights).replace(/\W/g, '')}`, { ...valid, weights });
+      expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float32', vocab_tables: 'float' }))).to.throw(UserError, /weights must give dtype \(float16, or float32 under a float32 dtype\)/);
+      expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float16', vocab_tables: 'int4' }))).to.throw(UserError, /vocab_tables \(float or int8\)/);
+      expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float16', vocab_tables: 'int8' }))).to.throw(UserError, /target\.onnx is missing/);
     });
   });
 });

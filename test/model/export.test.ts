@@ -7,6 +7,7 @@ import { CONTRACT_VERSION, ModelFolder, type ModelFolderConfig } from '../../src
 import { decodeModel } from '../../src/model/onnx/proto.js';
 import { UserError } from '../../src/util/errors.js';
 import { writeHfCheckpoint } from './helpers/hf-checkpoints.js';
+import { expectEachTensorOnce, storedTensors } from './helpers/onnx-files.js';
 import { randomLlamaWeights } from './helpers/reference-llama.js';
 import {
   DRAFT_CONFIG,
@@ -63,11 +64,11 @@ describe('model/export (fr-spec export)', () => {
         'eagle.onnx',
         'generation_config.json',
         'lm_head.onnx',
-        'lm_head.onnx.data',
         'target.onnx',
         'tokenizer.json',
         'tokenizer_config.json',
         'vocab-maps',
+        'weights.data',
       ]);
       expect(readdirSync(join(out, 'vocab-maps')).sort()).to.deep.equal(['freq_16.json', 'freq_8.json', 'manifest.json']);
       expect(readdirSync(join(root, 'models')).filter((name) => name.includes('.tmp-')), 'no temporary folder left behind').to.deep.equal([]);
@@ -80,6 +81,7 @@ describe('model/export (fr-spec export)', () => {
       expect(config.target.architecture).to.deep.include({ model_type: 'llama', num_layers: 2, num_kv_heads: 2, head_dim: 8, vocab_size: 97 });
       expect(config.target.architecture.rope_scaling).to.deep.include({ type: 'llama3', factor: 8 });
       expect(config.lm_head).to.deep.equal({ file: 'lm_head.onnx', vocab_size: 97, hidden_size: 32 });
+      expect(config.weights).to.deep.equal({ file: 'weights.data', dtype: 'float32', vocab_tables: 'float' });
       expect(config.eagle!.architecture).to.deep.include({ num_layers: 1, num_kv_heads: 2, head_dim: 8, fc_bias: true, qkv_bias: false });
       expect(config.draft!.architecture).to.deep.include({ hidden_size: 16, num_layers: 1, num_kv_heads: 1 });
       expect(config.tokenizer_files).to.deep.equal(['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']);
@@ -94,9 +96,17 @@ describe('model/export (fr-spec export)', () => {
       }
     });
 
-    it('keeps the LM head rows readable from lm_head.onnx.data, in HF order', () => {
+    it('stores every weight of the four graphs once, in weights.data', () => {
+      const stored = storedTensors(out, ['target.onnx', 'lm_head.onnx', 'eagle.onnx', 'draft.onnx']);
+      const at = (file: string, name: string) => stored.find((t) => t.file === file && t.name === name)!.range;
+      expect(at('lm_head.onnx', 'lm_head.weight'), 'the LM head').to.equal(at('target.onnx', 'lm_head.weight'));
+      expect(at('eagle.onnx', 'model.embed_tokens.weight'), 'the embedding').to.equal(at('target.onnx', 'model.embed_tokens.weight'));
+      expectEachTensorOnce(out, stored);
+    });
+
+    it('keeps the LM head rows readable from weights.data, in HF order', () => {
       const head = HeadWeights.open(join(out, 'lm_head.onnx'));
-      expect([head.vocabSize, head.hiddenSize, head.dtype]).to.deep.equal([97, 32, 'float32']);
+      expect([head.vocabSize, head.hiddenSize, head.storage]).to.deep.equal([97, 32, 'float32']);
       const hfHead = models.target.weights.readFloat32('lm_head.weight').data;
       const rows = head.readRows([5, 0, 96]);
       for (const [i, id] of [5, 0, 96].entries()) expect(Array.from(rows.subarray(i * 32, (i + 1) * 32))).to.deep.equal(Array.from(hfHead.subarray(id * 32, (id + 1) * 32)));
@@ -112,7 +122,8 @@ describe('model/export (fr-spec export)', () => {
     expect(config.eagle).to.equal(undefined);
     expect(config.draft).to.equal(undefined);
     expect(config.vocab_maps).to.deep.equal([]);
-    expect(HeadWeights.open(join(out, 'lm_head.onnx')).dtype).to.equal('float16');
+    expect(config.weights).to.deep.equal({ file: 'weights.data', dtype: 'float16', vocab_tables: 'float' });
+    expect(HeadWeights.open(join(out, 'lm_head.onnx')).storage).to.equal('float16');
   });
 
   describe('bad input', () => {
@@ -182,6 +193,20 @@ describe('model/export (fr-spec export)', () => {
 
     it('a plain model passed as the EAGLE head', async () => {
       await expectExportError(['--target', models.target.dir, '--eagle', models.draft.dir, '--out', outDir()], /--eagle .*draft: not an EAGLE-1\/2 head: the checkpoint has no fc\.weight/);
+    });
+
+    it('fp32 weights under fp16 graphs', async () => {
+      await expectExportError(['--target', models.target.dir, '--out', outDir(), '--dtype', 'fp16', '--weight-dtype', 'fp32'], /--weight-dtype fp32 with --dtype fp16 would store weights at a precision the graphs cannot use/);
+    });
+
+    it('an unknown --quantize-vocab mode', async () => {
+      let caught: unknown;
+      try {
+        await runExportCli(['--target', models.target.dir, '--out', outDir(), '--quantize-vocab', 'int4']);
+      } catch (error) {
+        caught = error;
+      }
+      expect(String(caught)).to.match(/Allowed choices are none, int8/);
     });
 
     it('an unknown --dtype', async () => {

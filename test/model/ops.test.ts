@@ -8,7 +8,6 @@ import {
   embedding,
   groupedQueryAttention,
   linear,
-  lmHead,
   logSoftmaxLastAxis,
   rmsNorm,
   ropeInverseFrequencies,
@@ -137,7 +136,7 @@ describe('model/onnx ops', () => {
         const ids = [3, 28, 0];
         const b = new GraphBuilder('head');
         const hidden = embedding(b, b.initializer('embed', dtype, [vocab, d], table), b.input('ids', 'int64', [1, s]));
-        const logits = lmHead(b, hidden, b.initializer('head', dtype, [d, vocab], transpose2d(head, vocab, d)));
+        const logits = linear(b, hidden, b.initializer('head', dtype, [d, vocab], transpose2d(head, vocab, d)));
         const top = topKLastAxis(b, logSoftmaxLastAxis(b, logits), k);
         b.output(argMaxLastAxis(b, logits), 'int64', [1, s], 'argmax');
         b.output(top.indices, 'int64', [1, s, k], 'topk_ids');

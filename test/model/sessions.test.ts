@@ -7,96 +7,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { contractMismatches, decoderSpec, eagleSpec, headSpec } from '../../src/model/contract.js';
-import { allocFloatData, floatDataFrom, floatDataToFloat32, type FloatData } from '../../src/model/float-data.js';
+import { allocFloatData, floatDataFrom } from '../../src/model/float-data.js';
 import type { DecoderSession } from '../../src/model/graph-sessions.js';
 import { roundToFloat16 } from '../../src/model/half-precision.js';
 import type { FloatDType } from '../../src/model/onnx/dtypes.js';
 import { ModelSessions } from '../../src/model/session.js';
 import { UserError } from '../../src/util/errors.js';
 import { referenceEagleForward } from './helpers/reference-eagle.js';
-import { MapWeights, referenceForward, type ReferenceStep } from './helpers/reference-llama.js';
+import { MapWeights, referenceForward } from './helpers/reference-llama.js';
 import * as ref from './helpers/reference-math.js';
-import { expectClose, FP16_TOLERANCE, FP32_TOLERANCE, Rng, type Values } from './helpers/reference-math.js';
+import { expectClose, FP16_TOLERANCE, FP32_TOLERANCE, Rng } from './helpers/reference-math.js';
+import { checkDecoder, f32, promptStep, referenceTopK, sessionStep, TREE_TOKENS, treeStep } from './helpers/session-checks.js';
 import { QWEN2_TARGET_CONFIG, runExportCli, writeTinyDecoder, writeTinyModelSet, type TinyDecoder, type TinyModelSet } from './helpers/tiny-models.js';
 
-const PROMPT = [5, 17, 96, 0, 42, 42, 3, 60, 8];
-const TREE_PARENTS = [-1, 0, 0, 1, 1, 2, 4];
-const TREE_TOKENS = [11, 60, 2, 77, 11, 90, 1];
 const TOP_K = 6;
 
 const tolerance = (dtype: FloatDType) => (dtype === 'float32' ? FP32_TOLERANCE : FP16_TOLERANCE);
 const heldWeights = (weights: MapWeights, dtype: FloatDType) => (dtype === 'float16' ? weights.mapData(roundToFloat16) : weights);
 
-function promptStep(numLayers: number): ReferenceStep {
-  return {
-    inputIds: PROMPT,
-    positions: PROMPT.map((_, i) => i),
-    mask: ref.causalMask(PROMPT.length, 0),
-    pastKeys: Array.from({ length: numLayers }, () => new Float64Array(0)),
-    pastValues: Array.from({ length: numLayers }, () => new Float64Array(0)),
-  };
-}
-
-function treeStep(pastKeys: Values[], pastValues: Values[]): ReferenceStep {
-  const depth = (node: number): number => (TREE_PARENTS[node] < 0 ? 0 : 1 + depth(TREE_PARENTS[node]));
-  return { inputIds: TREE_TOKENS, positions: TREE_TOKENS.map((_, n) => PROMPT.length + depth(n)), mask: ref.treeMask(TREE_PARENTS, PROMPT.length), pastKeys, pastValues };
-}
-
-/** The reference step's inputs in the session's types. */
-function sessionStep(step: ReferenceStep, dtype: FloatDType) {
-  return {
-    inputIds: step.inputIds,
-    positionIds: step.positions,
-    attentionBias: Float32Array.from(step.mask),
-    pastKeys: step.pastKeys.map((k) => floatDataFrom(dtype, k)),
-    pastValues: step.pastValues.map((v) => floatDataFrom(dtype, v)),
-  };
-}
-
-const f32 = (data: FloatData) => floatDataToFloat32(data);
-
-/** The greedy id must match wherever the reference's best logit wins clearly. */
-function expectArgmax(actual: BigInt64Array, logits: Values, rows: number, vocab: number, margin: number): void {
-  const top2 = ref.topKRows(logits, rows, vocab, 2);
-  for (let r = 0; r < rows; r++) {
-    const [best, second] = top2[r];
-    if (logits[r * vocab + best] - logits[r * vocab + second] > margin) expect(Number(actual[r]), `argmax row ${r}`).to.equal(best);
-  }
-}
-
-/** Runs prompt then tree through a decoder session and compares both with the reference. */
-async function checkDecoder(session: DecoderSession, model: TinyDecoder, dtype: FloatDType): Promise<void> {
-  const weights = heldWeights(model.weights, dtype);
-  const tol = tolerance(dtype);
-  const check = async (step: ReferenceStep, label: string) => {
-    const expected = referenceForward(model.arch, weights, step);
-    const actual = await session.run(sessionStep(step, dtype));
-    const rows = step.inputIds.length;
-    expect(actual.hidden.length, `${label} hidden size`).to.equal(rows * model.arch.hiddenSize);
-    expectClose(f32(actual.hidden), expected.hidden, tol, `${label} hidden`);
-    actual.newKeys.forEach((k, i) => expectClose(f32(k), expected.newKeys[i], tol, `${label} new_key_${i}`));
-    actual.newValues.forEach((v, i) => expectClose(f32(v), expected.newValues[i], tol, `${label} new_value_${i}`));
-    expect(actual.argmax).to.be.instanceOf(BigInt64Array).with.lengthOf(rows);
-    expectArgmax(actual.argmax, expected.logits, rows, model.arch.vocabSize, 4 * tol * Math.max(...expected.logits.map(Math.abs)));
-    return { expected, actual };
-  };
-  const prompt = await check(promptStep(model.arch.numLayers), 'prompt');
-  // The tree runs over the K/V the graph returned for the prompt, as an engine would feed them.
-  const past = (list: FloatData[]) => list.map(f32);
-  await check(treeStep(past(prompt.actual.newKeys), past(prompt.actual.newValues)), 'tree');
-}
-
-/** log-softmax over `vocabIds` of the reference logits, then top-k → [ids, logprobs] per row. */
-function referenceTopK(logits: Values, rows: number, vocab: number, vocabIds: readonly number[], k: number): { ids: number[]; logprobs: number[] } {
-  const restricted = new Float64Array(rows * vocabIds.length);
-  for (let r = 0; r < rows; r++) vocabIds.forEach((id, j) => (restricted[r * vocabIds.length + j] = logits[r * vocab + id]));
-  const logprobs = ref.logSoftmaxRows(restricted, rows, vocabIds.length);
-  const top = ref.topKRows(restricted, rows, vocabIds.length, k);
-  return {
-    ids: top.flatMap((row) => row.map((j) => vocabIds[j])),
-    logprobs: top.flatMap((row, r) => row.map((j) => logprobs[r * vocabIds.length + j])),
-  };
-}
+/** A tiny checkpoint's decoder through a session, in the export's float type. */
+const checkTinyDecoder = (session: DecoderSession, model: TinyDecoder, dtype: FloatDType) => checkDecoder(session, model.arch, heldWeights(model.weights, dtype), dtype, tolerance(dtype));
 
 describe('model/session (exported folders on the CPU provider vs the TypeScript reference)', () => {
   let root: string;
@@ -133,11 +63,11 @@ describe('model/session (exported folders on the CPU provider vs the TypeScript 
       });
 
       it('target: prompt, then a tree-masked batch over the returned K/V', async () => {
-        await checkDecoder(sessions.target, models.target, dtype);
+        await checkTinyDecoder(sessions.target, models.target, dtype);
       });
 
       it('plain draft model: same contract as the target', async () => {
-        await checkDecoder(sessions.draft!, models.draft, dtype);
+        await checkTinyDecoder(sessions.draft!, models.draft, dtype);
       });
 
       it('EAGLE head and the full LM head: prompt over target features, then a tree step', async () => {
@@ -206,7 +136,7 @@ describe('model/session (exported folders on the CPU provider vs the TypeScript 
     const sessions = await ModelSessions.open(out, { ep: 'cpu', threads: 1 });
     try {
       expect(sessions.folder.config.target.architecture).to.include({ model_type: 'qwen2', tie_word_embeddings: true, rope_theta: 1000000 });
-      await checkDecoder(sessions.target, qwen, 'float32');
+      await checkTinyDecoder(sessions.target, qwen, 'float32');
     } finally {
       await sessions.release();
     }

@@ -45,11 +45,6 @@ export function embedding(b: GraphBuilder, table: string, ids: string): string {
   return b.op('Gather', [table, ids], { axis: 0 });
 }
 
-/** LM head: `hidden @ weight` with weight [d, V] → logits [..., V]. */
-export function lmHead(b: GraphBuilder, hidden: string, weight: string): string {
-  return b.scope('lm_head', () => linear(b, hidden, weight));
-}
-
 /** Index of the largest value over the last axis (the first one on ties), int64, axis dropped. */
 export function argMaxLastAxis(b: GraphBuilder, x: string): string {
   return b.op('ArgMax', [x], { axis: -1, keepdims: 0, select_last_index: 0 });

@@ -1,7 +1,7 @@
 /** Element types the graph builder handles, with their ONNX codes and byte sizes. */
 import { OnnxDataType } from './proto.js';
 
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'bool';
 export type FloatDType = 'float32' | 'float16';
 
 export const ONNX_DATA_TYPE: Record<DType, number> = {
@@ -9,6 +9,7 @@ export const ONNX_DATA_TYPE: Record<DType, number> = {
   float16: OnnxDataType.FLOAT16,
   int64: OnnxDataType.INT64,
   int32: OnnxDataType.INT32,
+  int8: OnnxDataType.INT8,
   bool: OnnxDataType.BOOL,
 };
 
@@ -17,6 +18,7 @@ export const BYTES_PER_ELEMENT: Record<DType, number> = {
   float16: 2,
   int64: 8,
   int32: 4,
+  int8: 1,
   bool: 1,
 };
 
@@ -36,6 +38,7 @@ export interface HostDataFor {
   float16: Uint16Array | Float32Array | readonly number[];
   int64: BigInt64Array | readonly number[];
   int32: Int32Array | readonly number[];
+  int8: Int8Array | readonly number[];
   bool: Uint8Array | readonly boolean[];
 }
 

@@ -1,11 +1,13 @@
 /**
  * Turns a built graph into a ModelProto and writes it to disk. Past a size threshold the weights go
  * to a side file `<model>.onnx.data` (ONNX external data), because a protobuf message cannot exceed
- * 2 GB; offsets are aligned so onnxruntime can memory-map the file.
+ * 2 GB; or, given a shared data file, into that file, where graphs of one folder store each distinct
+ * tensor once. Offsets are aligned so onnxruntime can memory-map the file.
  */
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { DType } from './dtypes.js';
+import { ExternalDataFile, type ExternalLocation } from './external-data.js';
 import { ONNX_DATA_TYPE } from './dtypes.js';
 import {
   encodeModel,
@@ -44,6 +46,8 @@ export const DEFAULT_EXTERNAL_DATA_THRESHOLD = 2 * 1024 ** 3 - 64 * 1024 ** 2;
 export interface SaveOptions {
   /** Weights go to an external file when their total size exceeds this many bytes. */
   externalDataThreshold?: number;
+  /** Put every initializer of at least externalMinBytes into this file (threshold and alignment are then ignored). */
+  sharedData?: ExternalDataFile;
   /** In external mode, initializers smaller than this stay inline (shape constants, scalars). */
   externalMinBytes?: number;
   /** Byte alignment of each tensor in the external file. */
@@ -54,12 +58,6 @@ export interface SavedModel {
   modelPath: string;
   /** Set when the weights were written to an external data file. */
   dataPath?: string;
-}
-
-interface ExternalLocation {
-  location: string;
-  offset: number;
-  length: number;
 }
 
 function tensorProto(init: InitializerEntry, external?: ExternalLocation): TensorProto {
@@ -93,46 +91,29 @@ export function buildModelProto(graph: BuiltGraph, external = new Map<string, Ex
   };
 }
 
-const ZEROS = new Uint8Array(64 * 1024);
-
-/** Writes the selected initializers one after another, each starting at an aligned offset. */
-function writeExternalData(dataPath: string, initializers: InitializerEntry[], alignment: number): Map<string, ExternalLocation> {
-  const locations = new Map<string, ExternalLocation>();
-  const location = basename(dataPath);
-  const fd = openSync(dataPath, 'w');
-  try {
-    let offset = 0;
-    for (const init of initializers) {
-      let padding = (alignment - (offset % alignment)) % alignment;
-      while (padding > 0) {
-        const written = writeSync(fd, ZEROS, 0, Math.min(padding, ZEROS.length));
-        padding -= written;
-        offset += written;
-      }
-      for (let done = 0; done < init.bytes.byteLength; ) {
-        done += writeSync(fd, init.bytes, done);
-      }
-      locations.set(init.name, { location, offset, length: init.bytes.byteLength });
-      offset += init.bytes.byteLength;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return locations;
+/** Puts the initializers of at least `minBytes` into `file`; returns where each one went. */
+function placeExternal(initializers: InitializerEntry[], file: ExternalDataFile, minBytes: number): Map<string, ExternalLocation> {
+  return new Map(initializers.filter((init) => init.bytes.byteLength >= minBytes).map((init) => [init.name, file.place(init.bytes)]));
 }
 
 export function saveModel(graph: BuiltGraph, modelPath: string, options: SaveOptions = {}): SavedModel {
-  const threshold = options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
   const minBytes = options.externalMinBytes ?? 1024;
-  const alignment = options.alignment ?? 4096;
+  if (options.sharedData) {
+    if (dirname(options.sharedData.path) !== dirname(modelPath)) throw new Error(`${options.sharedData.path}: shared data must be next to ${modelPath}`);
+    writeFileSync(modelPath, encodeModel(buildModelProto(graph, placeExternal(graph.initializers, options.sharedData, minBytes))));
+    return { modelPath, dataPath: options.sharedData.path };
+  }
+  const threshold = options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
   const totalBytes = graph.initializers.reduce((sum, init) => sum + init.bytes.byteLength, 0);
   if (totalBytes <= threshold) {
     writeFileSync(modelPath, encodeModel(buildModelProto(graph)));
     return { modelPath };
   }
-  const dataPath = `${modelPath}.data`;
-  const externalInitializers = graph.initializers.filter((init) => init.bytes.byteLength >= minBytes);
-  const locations = writeExternalData(dataPath, externalInitializers, alignment);
-  writeFileSync(modelPath, encodeModel(buildModelProto(graph, locations)));
-  return { modelPath, dataPath };
+  const dataFile = new ExternalDataFile(`${modelPath}.data`, options.alignment ?? 4096);
+  try {
+    writeFileSync(modelPath, encodeModel(buildModelProto(graph, placeExternal(graph.initializers, dataFile, minBytes))));
+  } finally {
+    dataFile.close();
+  }
+  return { modelPath, dataPath: dataFile.path };
 }

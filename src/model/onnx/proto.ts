@@ -109,6 +109,7 @@ message ModelProto {
 /** TensorProto.DataType values used by this project. */
 export const OnnxDataType = {
   FLOAT: 1,
+  INT8: 3,
   INT32: 6,
   INT64: 7,
   BOOL: 9,

@@ -37,6 +37,11 @@ export function tensorBytes<D extends DType>(dtype: D, data: HostData<D>): { byt
       const values = input instanceof Int32Array ? input : Int32Array.from(input);
       return { bytes: bytesOf(values), length: values.length };
     }
+    case 'int8': {
+      const input = data as HostData<'int8'>;
+      const values = input instanceof Int8Array ? input : Int8Array.from(input);
+      return { bytes: bytesOf(values), length: values.length };
+    }
     case 'bool': {
       const input = data as HostData<'bool'>;
       const values = input instanceof Uint8Array ? input : Uint8Array.from(input, (v) => (v ? 1 : 0));

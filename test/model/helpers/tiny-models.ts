@@ -130,3 +130,19 @@ export function writeTinyModelSet(root: string): TinyModelSet {
   const draft = writeTinyDecoder(join(root, 'draft'), DRAFT_CONFIG, 13, { dtype: 'BF16' });
   return { target, eagle, draft };
 }
+
+/**
+ * The demo model set in miniature: a target with tied embeddings, an EAGLE head without fc bias,
+ * and a one-layer tied draft model that shares the target's embedding table (a copy of its values).
+ */
+export function writeTinySharedModelSet(root: string): TinyModelSet {
+  const targetConfig = { ...LLAMA_TARGET_CONFIG, tie_word_embeddings: true, max_position_embeddings: 64 };
+  const target = writeTinyDecoder(join(root, 'shared-target'), targetConfig, 41, { extraFiles: TOKENIZER_FIXTURES });
+  const eagle = writeTinyEagle(join(root, 'shared-eagle'), { ...EAGLE_CONFIG, bias: false }, target.arch, 42);
+  const draftConfig = { ...targetConfig, num_hidden_layers: 1 };
+  const draftArch = resolveDecoderConfig(draftConfig);
+  const draftWeights = randomLlamaWeights(draftArch, 43);
+  draftWeights.tensors.set('model.embed_tokens.weight', target.weights.readFloat32('model.embed_tokens.weight'));
+  const draftDir = writeHfCheckpoint(join(root, 'shared-draft'), draftConfig, draftWeights);
+  return { target, eagle, draft: { dir: draftDir, arch: draftArch, weights: draftWeights } };
+}
