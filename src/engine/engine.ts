@@ -1,0 +1,177 @@
+/**
+ * The decoding engine's entry point: a Generator binds a method (vanilla, sps, eagle2, fr-spec,
+ * ouroboros) and its settings to an opened model folder, then generates from token ids.
+ */
+import { UserError } from '../util/errors.js';
+import { decoderGraph, eagleGraph, KvDecoder } from './decoder.js';
+import { RunMeter } from './meter.js';
+import { TokenChooser, type MethodContext } from './methods/context.js';
+import { runEagle, type TopKHead, type TreeShape } from './methods/eagle.js';
+import { runOuroboros } from './methods/ouroboros.js';
+import { runSps } from './methods/sps.js';
+import { runVanilla } from './methods/vanilla.js';
+import type { EngineModel } from './model.js';
+import { PhrasePool } from './phrase-pool.js';
+import { SeededRandom } from './random.js';
+import { GREEDY, isGreedy, type SamplingParams } from './sampling.js';
+import { summarize, type GenerationStats } from './stats.js';
+import { Transcript, type StopReason } from './transcript.js';
+
+export const METHODS = ['vanilla', 'sps', 'eagle2', 'fr-spec', 'ouroboros'] as const;
+export type Method = (typeof METHODS)[number];
+
+export const isMethod = (name: string): name is Method => (METHODS as readonly string[]).includes(name);
+
+/** EAGLE-2's Llama-3-8B setting (ARCHITECTURE.md): depth 6, top-k 10, 60 verified tokens. */
+export const DEFAULT_TREE: TreeShape = { depth: 6, topK: 10, tokens: 60 };
+export const DEFAULT_GAMMA: Record<'sps' | 'ouroboros', number> = { sps: 4, ouroboros: 6 };
+/** Spec-Bench's Ouroboros setting: N = 5 (phrases of 4), G = 15, top-k 3. */
+export const DEFAULT_PHRASES = { phraseLength: 4, poolCapacity: 15, suffixes: 3 };
+
+export interface MethodSettings {
+  method: Method;
+  /** eagle2 / fr-spec. */
+  tree?: Partial<TreeShape>;
+  /** sps / ouroboros: drafted tokens per cycle. */
+  gamma?: number;
+  /** fr-spec: the draft head's vocabulary (e.g. a freq_{r} subset), full-vocabulary ids. */
+  vocabSubset?: ArrayLike<number>;
+  /** ouroboros. */
+  phrases?: Partial<typeof DEFAULT_PHRASES>;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Default greedy. */
+  sampling?: SamplingParams;
+  seed?: number;
+  /** Ids that end the generation (kept as its last token). */
+  stopIds?: readonly number[];
+  /** Called with each batch of committed tokens, as they are committed. */
+  onTokens?: (tokens: readonly number[]) => void;
+}
+
+export interface GenerationResult {
+  /** The new tokens (a final stop id included). */
+  tokens: number[];
+  stopReason: StopReason;
+  stats: GenerationStats;
+}
+
+export class Generator {
+  /** Ouroboros' pool lives as long as the generator: phrases carry over between prompts (warm start). */
+  private readonly pool?: PhrasePool;
+
+  private constructor(
+    readonly model: EngineModel,
+    readonly method: Method,
+    private readonly tree: TreeShape,
+    /** sps / ouroboros: drafted tokens per cycle. */
+    readonly gamma: number,
+    private readonly suffixes: number,
+    private readonly head?: TopKHead,
+    phrases?: { phraseLength: number; poolCapacity: number },
+  ) {
+    if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
+  }
+
+  static async create(model: EngineModel, settings: MethodSettings): Promise<Generator> {
+    const { method } = settings;
+    if (!isMethod(method)) throw new UserError(`unknown method "${String(method)}"; choose one of ${METHODS.join(', ')}`);
+    const tree = withDefaults(DEFAULT_TREE, settings.tree);
+    const phrases = withDefaults(DEFAULT_PHRASES, settings.phrases);
+    const gamma = settings.gamma ?? (method === 'ouroboros' ? DEFAULT_GAMMA.ouroboros : DEFAULT_GAMMA.sps);
+    checkPositive({ 'tree depth': tree.depth, 'tree top-k': tree.topK, gamma, 'phrase length': phrases.phraseLength, 'phrase pool size': phrases.poolCapacity, suffixes: phrases.suffixes });
+    if (tree.tokens < 2) throw new UserError(`--tree-tokens must be at least 2 (the root and one draft), got ${tree.tokens}`);
+    if (settings.vocabSubset && method !== 'fr-spec') throw new UserError(`a vocabulary map applies only to --method fr-spec, not ${method}`);
+    checkModelSupports(model, method);
+    const { sessions } = model;
+    let head: TopKHead | undefined;
+    if (method === 'eagle2') head = sessions.head;
+    if (method === 'fr-spec') {
+      if (!settings.vocabSubset) throw new UserError('--method fr-spec needs a vocabulary map (a freq_{r} subset)');
+      head = await sessions.subsetHead(settings.vocabSubset);
+    }
+    if (head && tree.topK > head.vocabSize) throw new UserError(`--tree-topk ${tree.topK} exceeds the draft head's vocabulary of ${head.vocabSize} tokens`);
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined);
+  }
+
+  get treeShape(): TreeShape {
+    return { ...this.tree };
+  }
+
+  /** fr-spec: how many ids the draft head scores. */
+  get vocabSubsetSize(): number | undefined {
+    return this.method === 'fr-spec' ? this.head?.vocabSize : undefined;
+  }
+
+  async generate(prompt: readonly number[], options: GenerateOptions): Promise<GenerationResult> {
+    const sampling = options.sampling ?? GREEDY;
+    checkSampling(sampling);
+    const vocabSize = this.model.config.vocab_size;
+    const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+    if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);
+    const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds: options.stopIds ?? [], contextLength: this.model.contextLength }, options.onTokens);
+    // Sampling heads are built once per model, before the clock starts.
+    const greedy = isGreedy(sampling);
+    const targetLogits = greedy ? undefined : await this.model.targetLogitsHead();
+    const draftLogits = greedy || this.method !== 'sps' ? undefined : await this.model.draftLogitsHead();
+
+    const started = performance.now();
+    const meter = new RunMeter();
+    const random = new SeededRandom(options.seed ?? 0);
+    const { sessions } = this.model;
+    const ctx: MethodContext = {
+      transcript,
+      meter,
+      random,
+      target: new KvDecoder(decoderGraph(sessions.target), meter, 'target', 'verify'),
+      targetChoice: new TokenChooser(sampling, random, meter, 'verify', targetLogits),
+    };
+    const draftModel = () => new KvDecoder(decoderGraph(sessions.draft!), meter, 'draft', 'draft');
+    switch (this.method) {
+      case 'vanilla':
+        await runVanilla(ctx);
+        break;
+      case 'eagle2':
+      case 'fr-spec':
+        await runEagle(ctx, new KvDecoder(eagleGraph(sessions.eagle!), meter, 'draft', 'draft'), this.head!, this.tree);
+        break;
+      case 'sps':
+        await runSps(ctx, draftModel(), new TokenChooser(sampling, random, meter, 'draft', draftLogits), this.gamma);
+        break;
+      case 'ouroboros':
+        await runOuroboros(ctx, draftModel(), this.pool!, { gamma: this.gamma, suffixes: this.suffixes });
+        break;
+    }
+    return { tokens: transcript.generated, stopReason: transcript.stopReason!, stats: summarize(this.method, transcript, meter, performance.now() - started) };
+  }
+}
+
+/** Refuses a method whose graphs the model folder lacks. */
+export function checkModelSupports(model: EngineModel, method: Method): void {
+  const { sessions, dir } = model;
+  if ((method === 'eagle2' || method === 'fr-spec') && !sessions.eagle) {
+    throw new UserError(`${dir} has no EAGLE head (eagle.onnx), which --method ${method} needs; export it with --eagle, or use --method vanilla`);
+  }
+  if ((method === 'sps' || method === 'ouroboros') && !sessions.draft) {
+    throw new UserError(`${dir} has no draft model (draft.onnx), which --method ${method} needs; export it with --draft, or use --method vanilla`);
+  }
+}
+
+/** `defaults` overridden by the values `given` defines (an undefined value keeps the default). */
+function withDefaults<T extends object>(defaults: T, given: Partial<T> | undefined): T {
+  const defined = Object.entries(given ?? {}).filter(([, value]) => value !== undefined);
+  return { ...defaults, ...Object.fromEntries(defined) };
+}
+
+function checkPositive(values: Record<string, number>): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (!Number.isInteger(value) || value < 1) throw new UserError(`${name} must be a whole number ≥ 1, got ${value}`);
+  }
+}
+
+function checkSampling({ temperature, topP }: SamplingParams): void {
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new UserError(`temperature must be ≥ 0, got ${temperature}`);
+  if (!(topP > 0 && topP <= 1)) throw new UserError(`top-p must be in (0, 1], got ${topP}`);
+}
