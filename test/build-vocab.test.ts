@@ -198,14 +198,6 @@ describe('fr-spec build-vocab (CLI)', function () {
       expect(outputLeftovers(dir)).to.deep.equal([]);
     });
   });
-
-  it('generate and bench say they are not implemented yet (exit 2)', async () => {
-    for (const cmd of ['generate', 'bench']) {
-      const res = await runCli([cmd]);
-      expect(res.code).to.equal(2);
-      expect(res.stderr).to.match(/not implemented yet/);
-    }
-  });
 });
 
 describe('fast counting equals plain encoding on the shared validation shard', function () {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { UserError, EXIT_NOT_IMPLEMENTED } from '../util/errors.js';
+import { UserError } from '../util/errors.js';
 import { registerBuildVocab } from './build-vocab.js';
 import { registerExport } from './export.js';
+import { registerGenerate } from './generate.js';
+import { registerBench } from './bench.js';
 
 export function createProgram(): Command {
   const program = new Command();
@@ -13,19 +15,8 @@ export function createProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerBuildVocab(program);
   registerExport(program);
-  for (const [name, what] of [
-    ['generate', 'generate text with a speculative decoding method (not implemented yet)'],
-    ['bench', 'benchmark decoding methods over prompt sets (not implemented yet)'],
-  ] as const) {
-    program
-      .command(name)
-      .description(what)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .action(() => {
-        throw new UserError(`fr-spec ${name}: not implemented yet`, EXIT_NOT_IMPLEMENTED);
-      });
-  }
+  registerGenerate(program);
+  registerBench(program);
   return program;
 }
 

@@ -8,6 +8,3 @@ export class UserError extends Error {
     this.name = 'UserError';
   }
 }
-
-/** Exit code for subcommands whose issue has not landed yet. */
-export const EXIT_NOT_IMPLEMENTED = 2;
