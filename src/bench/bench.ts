@@ -6,7 +6,7 @@ import os from 'node:os';
 import { resolveExecutionProvider } from '../model/ort-runtime.js';
 import { UserError } from '../util/errors.js';
 import { loadDataset, type Dataset, type DatasetRequest } from './dataset/load.js';
-import { defaultMethodList, parseMethodList, resolveMethods } from './methods.js';
+import { defaultMethodList, headlineMethodList, parseMethodList, resolveMethods } from './methods.js';
 import type { Summary } from './metrics.js';
 import { readModelInfo, type ModelInfo } from './model-info.js';
 import { writeReports } from './report/outputs.js';
@@ -18,8 +18,10 @@ import type { MethodSpec, OpenBackend, PromptStyle } from './types.js';
 export interface BenchRequest {
   modelDir: string;
   dataset: DatasetRequest;
-  /** Comma-separated; default: every method the model folder can run. */
+  /** Comma-separated; default: every method the model folder can run (the headline three with `quick`). */
   methods?: string;
+  /** Default methods limited to vanilla, eagle2 and one fr-spec size, for the embedded run. */
+  quick?: boolean;
   /** A build-vocab output folder with more freq_{r}.json subsets. */
   vocabMaps?: string;
   /** Default: the dataset protocol's. */
@@ -55,7 +57,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   const now = deps.now ?? (() => new Date());
   const dataset = loadDataset(request.dataset);
   const model = readModelInfo(request.modelDir, request.vocabMaps);
-  const methods = resolveMethods(parseMethodList(request.methods ?? defaultMethodList(model)), model);
+  const methods = resolveMethods(parseMethodList(request.methods ?? (request.quick ? headlineMethodList(model) : defaultMethodList(model))), model);
   const style = promptStyle(dataset, request);
   const device = (deps.resolveDevice ?? resolveExecutionProvider)(request.ep);
   const plan: BenchPlan = {

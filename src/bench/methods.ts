@@ -64,6 +64,16 @@ export function resolveMethods(names: readonly MethodName[], model: ModelInfo): 
 }
 
 /** Every method the model folder can run: what `fr-spec bench` compares when --methods is not given. */
+/** The paper's comparison: vanilla, eagle2 and fr-spec with the 32k subset (else the largest subset the model has). */
+export function headlineMethodList(model: ModelInfo): string {
+  if (!model.hasEagle) return 'vanilla';
+  const sizes = [...model.vocabMaps.keys()].sort((a, b) => a - b);
+  const size = sizes.includes(HEADLINE_SUBSET) ? HEADLINE_SUBSET : sizes.at(-1);
+  return ['vanilla', 'eagle2', ...(size === undefined ? [] : [`fr-spec:${size}`])].join(',');
+}
+
+const HEADLINE_SUBSET = 32768;
+
 export function defaultMethodList(model: ModelInfo): string {
   const methods = ['vanilla'];
   if (model.hasEagle) methods.push('eagle2', ...[...model.vocabMaps.keys()].sort((a, b) => a - b).map((size) => `fr-spec:${size}`));

@@ -84,7 +84,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--model <dir>', 'model folder made by fr-spec export (default: the demo models in models/demo, on the CPU)')
     .option('--dataset <name|file>', `${NAMED_DATASETS.join(', ')} (with --data), or a .jsonl file (default: bench/prompts/default.jsonl)`)
     .option('--data <path>', 'the file of a named dataset (the project ships no third-party benchmark data)')
-    .option('--methods <list>', 'comma-separated: vanilla, eagle2, fr-spec:<size>, sps, ouroboros (default: every method the model folder can run)')
+    .option('--methods <list>', 'comma-separated: vanilla, eagle2, fr-spec:<size>, sps, ouroboros (default: every method the model folder can run; vanilla, eagle2 and one fr-spec size for the demo models on the project prompts)')
     .option('--vocab-maps <dir>', 'a build-vocab output folder with more freq_{r}.json subsets for fr-spec:<r>')
     .option('--limit <n>', 'only the first n questions', parsePositiveInt('--limit'))
     .option('--max-new-tokens <n>', 'new tokens per turn at most (default: the protocol\'s, 1024 for Spec-Bench and MT-bench, 512 for HumanEval and GSM8K; 64 for the project\'s prompts)', parsePositiveInt('--max-new-tokens'))
@@ -125,6 +125,7 @@ async function runBenchCommand(flags: BenchFlags, deps: BenchCliDependencies): P
     modelDir,
     dataset: { dataset, data: flags.data, fewshot: flags.fewshot, shots: flags.shots, limit: flags.limit },
     methods: flags.methods,
+    quick: usingDemo && embeddedPrompts,
     vocabMaps: flags.vocabMaps,
     maxNewTokens: flags.maxNewTokens ?? (embeddedPrompts ? EMBEDDED_RUN.maxNewTokens : undefined),
     temperature: flags.temperature,
