@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Papa from 'papaparse';
 import { UserError } from '../src/util/errors.js';
-import { countsCsv, freqJson, trackTempPath, untrackTempPath, writeOutputDir } from '../src/vocab/output.js';
+import { countsCsv, freqJson, writeOutputDir } from '../src/vocab/output.js';
+import { trackTempPath, untrackTempPath } from '../src/util/atomic-folder.js';
 import { buildSubset, coverage, parseSizes, rankTokens } from '../src/vocab/rank.js';
 import { decodeTorchIntList, encodeTorchIntList } from '../src/vocab/torch-pt.js';
 
@@ -314,7 +315,7 @@ describe('atomic output folders', () => {
 
   /** Runs ESM code in a child node process with tsx, giving it the output module's URL. */
   function runChild(code: string, tempDir: string) {
-    const outputModule = pathToFileURL(path.join(repoRoot, 'src/vocab/output.ts')).href;
+    const outputModule = pathToFileURL(path.join(repoRoot, 'src/util/atomic-folder.ts')).href;
     return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
       cwd: repoRoot,
       env: { ...process.env, OUTPUT_MODULE: outputModule, TEMP_DIR: tempDir },

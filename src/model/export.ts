@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { assertOutputFolderFree, writeFolderAtomically } from './atomic-folder.js';
+import { assertOutputFolderFree, writeFolderAtomically } from '../util/atomic-folder.js';
 import { buildEagleDraftGraph } from './eagle-graph.js';
 import { resolveEagleConfig, type EagleArchitecture, type HfEagleConfig } from './eagle-config.js';
 import { openHfFolder, readOptionalJson, withContext, type HfFolder } from './hf-folder.js';
