@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkModelSupports, Generator, isMethod, METHODS, type GenerationResult, type Method, type MethodSettings } from '../engine/engine.js';
+import { ENGINES, FusedVanilla, type EngineKind } from '../engine/fused/fused-vanilla.js';
 import { EngineModel } from '../engine/model.js';
 import { DEMO_MODEL_DIR } from '../engine/paths.js';
 import { formatStats } from '../engine/report.js';
@@ -32,6 +33,8 @@ interface GenerateFlags {
   gamma?: number;
   json?: boolean;
   stats?: boolean;
+  engine: EngineKind;
+  chunk?: number;
 }
 
 /** Where generate reads and writes; tests pass their own. */
@@ -81,6 +84,8 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--tree-topk <k>', 'eagle2 / fr-spec: children per expanded node (default 10 on CUDA, 4 on the CPU)', parsePositiveInt('--tree-topk'))
     .option('--tree-tokens <n>', 'eagle2 / fr-spec: tokens verified per step, root included (default 60 on CUDA, 16 on the CPU)', parsePositiveInt('--tree-tokens'))
     .option('--gamma <g>', 'sps / ouroboros: drafted tokens per step (default 4 / 6)', parsePositiveInt('--gamma'))
+    .addOption(new Option('--engine <kind>', 'vanilla only: host (one graph run per token, KV cache on the host) or fused (greedy decoding inside one ONNX Loop, KV cache kept by the execution provider)').choices([...ENGINES]).default('host'))
+    .option('--chunk <n>', '--engine fused: most tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
     .action(async (words: string[], flags: GenerateFlags) => runGenerate(words, flags, io));
@@ -107,13 +112,22 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
     const prompt = await tokenizer.encodePrompt(promptText, { chat: flags.chat });
     const stream = new TextStream((ids) => tokenizer.decode(ids));
     const stopIds = [...new Set([...tokenizer.stopIds, ...model.config.eos_token_ids])];
-    const result = await generator.generate(prompt, {
+    const options = {
       maxNewTokens: flags.maxNewTokens,
       sampling: { temperature: flags.temperature, topP: flags.topP },
       seed: flags.seed,
       stopIds,
-      onTokens: flags.json ? undefined : (ids) => io.stdout.write(stream.push(ids)),
-    });
+      onTokens: flags.json ? undefined : (ids: readonly number[]) => io.stdout.write(stream.push(ids)),
+    };
+    let result: GenerationResult;
+    if (flags.engine === 'fused') {
+      const fused = await FusedVanilla.create(model);
+      try {
+        result = await fused.generate(prompt, { ...options, chunk: flags.chunk });
+      } finally {
+        await fused.release();
+      }
+    } else result = await generator.generate(prompt, options);
     if (flags.json) io.stdout.write(`${JSON.stringify(jsonRecord(tokenizer.decode(result.tokens), prompt, result, generator, flags, modelDir, model.sessions.ep))}\n`);
     else io.stdout.write(`${stream.flush()}\n`);
     if (flags.stats) for (const line of formatStats(result.stats, result.stopReason)) io.stderr.write(`${line}\n`);
@@ -131,6 +145,8 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     top_p: flags.topP,
     seed: flags.seed,
     ep,
+    engine: flags.engine,
+    ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
     ...(generator.vocabSubsetSize !== undefined && { vocab_map_size: generator.vocabSubsetSize }),
@@ -149,6 +165,11 @@ function checkMethod(flags: GenerateFlags): Method {
   misplaced(flags.vocabMap, method === 'fr-spec', '--vocab-map', 'fr-spec');
   for (const [value, option] of [[flags.treeDepth, '--tree-depth'], [flags.treeTopk, '--tree-topk'], [flags.treeTokens, '--tree-tokens']] as const) misplaced(value, tree, option, 'eagle2 and fr-spec');
   misplaced(flags.gamma, drafted, '--gamma', 'sps and ouroboros');
+  if (flags.engine === 'fused') {
+    if (method !== 'vanilla') throw new UserError(`--engine fused runs --method vanilla only so far, not ${method}`);
+    if (flags.temperature !== 0) throw new UserError('--engine fused decodes greedily only (--temperature 0)');
+  }
+  misplaced(flags.chunk, flags.engine === 'fused', '--chunk', '--engine fused');
   return method;
 }
 

@@ -65,6 +65,7 @@ message AttributeProto {
   optional int64 i = 3;
   optional bytes s = 4;
   optional TensorProto t = 5;
+  optional GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -122,6 +123,7 @@ export const OnnxAttributeType = {
   INT: 2,
   STRING: 3,
   TENSOR: 4,
+  GRAPH: 5,
   FLOATS: 6,
   INTS: 7,
   STRINGS: 8,
@@ -177,6 +179,8 @@ export interface AttributeProto {
   i?: number;
   s?: Uint8Array;
   t?: TensorProto;
+  /** A subgraph (Loop / If / Scan bodies). */
+  g?: GraphProto;
   floats?: number[];
   ints?: number[];
   strings?: Uint8Array[];

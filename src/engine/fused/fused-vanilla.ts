@@ -1,0 +1,123 @@
+/**
+ * Greedy vanilla decoding on the fused device loop (src/model/fused/vanilla-loop.ts): the host
+ * prefills the prompt with the target graph, as the host engine does, then each `run` of the
+ * vanilla_loop session decodes up to `chunk` tokens with the KV cache carried inside the Loop.
+ * Between chunks the final caches come back and are fed again; with one chunk (the default) only
+ * the generated tokens come back. Output equals the host engine's vanilla method token for token.
+ */
+import type * as ort from 'onnxruntime-node';
+import { allocFloatData, asFloatData, type FloatData } from '../../model/float-data.js';
+import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
+import { loadOrt, type Ort } from '../../model/ort-runtime.js';
+import { sessionOptions } from '../../model/session.js';
+import { UserError } from '../../util/errors.js';
+import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
+import type { GenerateOptions, GenerationResult } from '../engine.js';
+import { byteSize, RunMeter } from '../meter.js';
+import type { EngineModel } from '../model.js';
+import { isGreedy } from '../sampling.js';
+import { summarize } from '../stats.js';
+import { Transcript } from '../transcript.js';
+
+export const ENGINES = ['host', 'fused'] as const;
+export type EngineKind = (typeof ENGINES)[number];
+
+/** Cache capacity is rounded up to a multiple of this (fewer distinct shapes per session). */
+export const CAPACITY_STEP = 64;
+
+export interface FusedOptions extends GenerateOptions {
+  /** Most tokens decoded per Loop run; default: the whole generation in one run. */
+  chunk?: number;
+}
+
+export class FusedVanilla {
+  private constructor(
+    readonly model: EngineModel,
+    private readonly ort: Ort,
+    readonly session: ort.InferenceSession,
+  ) {}
+
+  /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
+  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean } = {}): Promise<FusedVanilla> {
+    const { sessions } = model;
+    const ortModule = loadOrt();
+    const { target } = sessions;
+    const kv = { ...target.kv, dtype: target.dtype };
+    const session = await createLoopSession(ortModule, sessions.folder.path(sessions.folder.config.target.file), kv, sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice }));
+    return new FusedVanilla(model, ortModule, session);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
+    if (options.sampling && !isGreedy(options.sampling)) throw new UserError('--engine fused decodes greedily only; use --engine host for sampling');
+    const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
+    if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
+    const vocabSize = this.model.config.vocab_size;
+    const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+    if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);
+    const contextLength = this.model.contextLength;
+    const stopIds = options.stopIds ?? [];
+    const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds, contextLength }, options.onTokens);
+
+    const started = performance.now();
+    const meter = new RunMeter();
+    const { target } = this.model.sessions;
+    // The prompt on the host, exactly as the host engine's vanilla method feeds it.
+    const decoder = new KvDecoder(decoderGraph(target), meter, 'target', 'verify');
+    const fed = await feedChain(decoder, transcript.tokens);
+    transcript.commit([Number(fed.last.argmax![fed.last.nodes - 1])], false);
+
+    // Each step writes one row; the transcript stops by itself at max-new-tokens / context length.
+    const past = decoder.length;
+    const steps = Math.min(options.maxNewTokens - 1, contextLength - past - 1);
+    if (!transcript.done && steps > 0) {
+      const { Tensor } = this.ort;
+      const { numLayers, numKvHeads, headDim } = target.kv;
+      const rowWidth = numKvHeads * headDim;
+      const capacity = Math.ceil((past + steps) / CAPACITY_STEP) * CAPACITY_STEP;
+      const dims = [1, capacity, numKvHeads, headDim];
+      const fill = (rows: FloatData) => {
+        const cache = allocFloatData(target.dtype, capacity * rowWidth);
+        cache.set(rows);
+        return cache;
+      };
+      let keys: FloatData[] = decoder.arena.pastKeys().map(fill);
+      let values: FloatData[] = decoder.arena.pastValues().map(fill);
+      let length = past;
+      let remaining = steps;
+      const stopTensor = new Tensor('int64', BigInt64Array.from(stopIds, (id) => BigInt(id)), [stopIds.length]);
+      while (!transcript.done && remaining > 0) {
+        const m = Math.min(chunk, remaining);
+        const last = m === remaining;
+        const feeds: Record<string, ort.Tensor> = {
+          [LOOP_IO.firstToken]: new Tensor('int64', BigInt64Array.of(BigInt(transcript.last)), [1]),
+          [LOOP_IO.pastLength]: new Tensor('int64', BigInt64Array.of(BigInt(length)), []),
+          [LOOP_IO.maxSteps]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
+          [LOOP_IO.stopIds]: stopTensor,
+        };
+        for (let i = 0; i < numLayers; i++) {
+          feeds[LOOP_IO.cacheKey(i)] = new Tensor(target.dtype, keys[i], dims);
+          feeds[LOOP_IO.cacheValue(i)] = new Tensor(target.dtype, values[i], dims);
+        }
+        // The last chunk fetches only the tokens: the caches never leave the device.
+        const fetches = last ? [LOOP_IO.tokens] : [LOOP_IO.tokens, LOOP_IO.finalLength, ...Array.from({ length: numLayers }, (_, i) => [LOOP_IO.finalKey(i), LOOP_IO.finalValue(i)]).flat()];
+        const inputBytes = byteSize(...Object.values(feeds).map((t) => t.data as BigInt64Array | FloatData));
+        const out = await meter.measure('target', 'verify', inputBytes, () => this.session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
+        const tokens = Array.from(out[LOOP_IO.tokens].data as BigInt64Array, Number);
+        for (const token of tokens) transcript.commit([token]);
+        remaining -= tokens.length;
+        if (!last && tokens.length === m) {
+          length = Number((out[LOOP_IO.finalLength].data as BigInt64Array)[0]);
+          keys = Array.from({ length: numLayers }, (_, i) => asFloatData(out[LOOP_IO.finalKey(i)].data, target.dtype));
+          values = Array.from({ length: numLayers }, (_, i) => asFloatData(out[LOOP_IO.finalValue(i)].data, target.dtype));
+        } else if (!transcript.done) {
+          throw new Error(`the fused loop stopped after ${tokens.length} of ${m} steps without a stop id`);
+        }
+      }
+    }
+    return { tokens: transcript.generated, stopReason: transcript.stopReason!, stats: summarize('vanilla', transcript, meter, performance.now() - started) };
+  }
+}

@@ -1,0 +1,71 @@
+/** fr-spec generate --engine fused|host: same text and tokens, --stats bytes per token, and its errors. */
+import { expect } from 'chai';
+import { Command } from 'commander';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registerGenerate } from '../../src/cli/generate.js';
+import { UserError } from '../../src/util/errors.js';
+import { writeModelSet } from '../engine/helpers/model-sets.js';
+import { TINY_VOCAB_SIZE, tinyTokenizerFiles } from '../engine/helpers/tiny-tokenizer.js';
+
+interface CliRun {
+  stdout: string[];
+  stderr: string[];
+  error?: Error;
+}
+
+async function generate(args: string[]): Promise<CliRun> {
+  const run: CliRun = { stdout: [], stderr: [] };
+  const program = new Command();
+  program.exitOverride().configureOutput({ writeErr: (s) => run.stderr.push(s), writeOut: (s) => run.stdout.push(s) });
+  registerGenerate(program, { stdout: { write: (s: string) => run.stdout.push(s) }, stderr: { write: (s: string) => run.stderr.push(s) }, readStdin: async () => undefined });
+  try {
+    await program.parseAsync(['generate', ...args], { from: 'user' });
+  } catch (error) {
+    run.error = error as Error;
+  }
+  return run;
+}
+
+describe('cli: fr-spec generate --engine', () => {
+  let root: string;
+  let model: string;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fr-spec-fused-cli-'));
+    model = (await writeModelSet(join(root, 'set'), { vocabSize: TINY_VOCAB_SIZE, attention: 0.3, seed: 21, tokenizerFiles: tinyTokenizerFiles() })).dir;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  const base = () => ['--model', model, '--method', 'vanilla', '--ep', 'cpu', '--max-new-tokens', '24', '--prompt', 'hello world'];
+
+  it('fused and host give the same tokens and text; --stats reports bytes per token for both', async () => {
+    const host = await generate([...base(), '--json']);
+    const fused = await generate([...base(), '--json', '--engine', 'fused']);
+    const chunked = await generate([...base(), '--json', '--engine', 'fused', '--chunk', '5']);
+    for (const run of [host, fused, chunked]) expect(run.error).to.equal(undefined);
+    const [h, f, c] = [host, fused, chunked].map((run) => JSON.parse(run.stdout.join('')) as { text: string; tokens: number[]; settings: Record<string, unknown>; stats: { bytesPerToken: number } });
+    expect(f.tokens).to.deep.equal(h.tokens);
+    expect(c.tokens).to.deep.equal(h.tokens);
+    expect(f.text).to.equal(h.text);
+    expect(h.settings).to.include({ engine: 'host' });
+    expect(c.settings).to.include({ engine: 'fused', chunk: 5 });
+    expect(f.stats.bytesPerToken).to.be.below(h.stats.bytesPerToken);
+
+    const streamed = await generate([...base(), '--engine', 'fused', '--stats']);
+    expect(streamed.stdout.join('')).to.equal(`${h.text}\n`);
+    expect(streamed.stderr.join('')).to.match(/per token\)/);
+  });
+
+  it('refuses fused with another method, sampling, or --chunk without fused', async () => {
+    const errors = [
+      await generate([...base().map((a) => (a === 'vanilla' ? 'sps' : a)), '--engine', 'fused']),
+      await generate([...base(), '--engine', 'fused', '--temperature', '0.7']),
+      await generate([...base(), '--chunk', '4']),
+    ];
+    for (const [i, pattern] of [/vanilla only/, /greedily/, /--chunk applies to --engine fused/].entries()) {
+      expect(errors[i].error, String(pattern)).to.be.instanceOf(UserError);
+      expect(errors[i].error!.message).to.match(pattern);
+    }
+  });
+});

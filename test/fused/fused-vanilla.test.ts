@@ -1,0 +1,181 @@
+/**
+ * The fused device loop (vanilla_loop: greedy decoding inside one ONNX Loop) against the host
+ * engine's vanilla method, token for token, on tiny exported models (fp32 and fp16) and on the demo
+ * models, CPU: token budget, stop ids, context length, long prompts, chunked and unchunked runs.
+ */
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Generator, type GenerationResult } from '../../src/engine/engine.js';
+import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
+import { EngineModel } from '../../src/engine/model.js';
+import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
+import { SeededRandom } from '../../src/engine/random.js';
+import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
+import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
+import { writeModelSet } from '../engine/helpers/model-sets.js';
+
+const VOCAB = 32;
+const SHORT_PROMPT = [1, 5, 9, 3];
+const random = new SeededRandom(17);
+/** Longer than one prefill chunk (256 tokens). */
+const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform() * VOCAB));
+/** Whole generation in one run; chunks of 1, 3 and 16 tokens (caches come back between runs). */
+const CHUNKS = [undefined, 1, 3, 16];
+
+interface Case {
+  name: string;
+  prompt: number[];
+  maxNewTokens: number;
+  stopIds?: number[];
+}
+
+async function host(model: EngineModel, c: Case): Promise<GenerationResult> {
+  return (await Generator.create(model, { method: 'vanilla' })).generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
+}
+
+async function expectSame(model: EngineModel, fused: FusedVanilla, c: Case): Promise<GenerationResult> {
+  const reference = await host(model, c);
+  for (const chunk of CHUNKS) {
+    const streamed: number[] = [];
+    const result = await fused.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds, chunk, onTokens: (ids) => streamed.push(...ids) });
+    const label = `${c.name}, chunk ${chunk ?? 'all'}`;
+    expect(result.tokens, label).to.deep.equal(reference.tokens);
+    expect(result.stopReason, label).to.equal(reference.stopReason);
+    expect(streamed, label).to.deep.equal(reference.tokens);
+    expect(result.stats.newTokens, label).to.equal(reference.stats.newTokens);
+  }
+  return reference;
+}
+
+describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (CPU)', function () {
+  let root: string;
+  const sets = {
+    fp32: { vocabSize: VOCAB, attention: 0.5, seed: 3 },
+    fp16: { vocabSize: VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
+  };
+  const dirs: Record<string, string> = {};
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fr-spec-fused-'));
+    for (const [name, options] of Object.entries(sets)) dirs[name] = (await writeModelSet(join(root, name), options)).dir;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('builds a Loop over the target graph that references the folder\'s weights instead of copying them', () => {
+    const target = decodeModel(readFileSync(join(dirs.fp32, 'target.onnx')));
+    const loop = buildVanillaLoopModel(target, { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' });
+    expect(loop.graph.node.map((n) => n.op_type)).to.deep.equal(['Loop']);
+    const body = loop.graph.node[0].attribute.find((a) => a.name === 'body')!;
+    expect(body.type).to.equal(OnnxAttributeType.GRAPH);
+    expect(body.g!.node.length).to.be.above(target.graph.node.length);
+    expect(body.g!.input.map((i) => i.name)).to.have.lengthOf(4 + 2 * 2);
+    expect(body.g!.output.map((o) => o.name)).to.have.lengthOf(1 + 2 + 2 * 2 + 1);
+    expect(loop.graph.output.map((o) => o.name)[0]).to.equal(LOOP_IO.tokens);
+    expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
+    const inline = loop.graph.initializer.filter((i) => i.data_location !== OnnxDataLocation.EXTERNAL);
+    expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
+  });
+
+  for (const name of Object.keys(sets)) {
+    describe(`tiny ${name} model`, () => {
+      let model: EngineModel;
+      let fused: FusedVanilla;
+      before(async () => {
+        model = await EngineModel.open(dirs[name], { ep: 'cpu', threads: 1 });
+        fused = await FusedVanilla.create(model, { threads: 1 });
+      });
+      after(async () => {
+        await fused.release();
+        await model.release();
+      });
+
+      it('token budget, a single new token, a 300-token prompt', async () => {
+        expect((await expectSame(model, fused, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 })).stopReason).to.equal('max-new-tokens');
+        expect((await expectSame(model, fused, { name: 'one token', prompt: SHORT_PROMPT, maxNewTokens: 1 })).tokens).to.have.lengthOf(1);
+        expect((await expectSame(model, fused, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 })).tokens).to.have.lengthOf(2);
+        await expectSame(model, fused, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 50 });
+      });
+
+      it('stops on a stop id (mid-chunk, at a chunk end, as the first token)', async () => {
+        const free = await host(model, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 40 });
+        for (const at of [9, 4, 3, 0]) {
+          const stop = free.tokens[at];
+          const reference = await expectSame(model, fused, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 40, stopIds: [stop, VOCAB + 5] });
+          expect(reference.stopReason).to.equal('stop-token');
+        }
+      });
+    });
+  }
+
+  it('stops at the context length like the host engine', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1, contextLength: 24 });
+    const fused = await FusedVanilla.create(model, { threads: 1 });
+    try {
+      const reference = await expectSame(model, fused, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 });
+      expect(reference.stopReason).to.equal('context-length');
+      expect(reference.tokens).to.have.lengthOf(24 - SHORT_PROMPT.length);
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+
+  it('moves far fewer bytes per token than the host engine (whole generation in one run)', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
+    const fused = await FusedVanilla.create(model, { threads: 1 });
+    try {
+      const c = { prompt: LONG_PROMPT, maxNewTokens: 40 };
+      const reference = await host(model, { name: '', ...c });
+      const whole = await fused.generate(c.prompt, c);
+      const chunked = await fused.generate(c.prompt, { ...c, chunk: 8 });
+      expect(whole.stats.bytesMoved).to.be.above(0);
+      // Prefill costs the same in both; each host step feeds the whole cache and gets rows back.
+      expect(whole.stats.bytesPerToken).to.be.below(reference.stats.bytesPerToken / 2);
+      expect(chunked.stats.bytesPerToken).to.be.above(whole.stats.bytesPerToken);
+      expect(whole.stats.targetForwards).to.equal(2 + 1);
+      expect(chunked.stats.targetForwards).to.equal(2 + Math.ceil(39 / 8));
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+
+  it('refuses sampling', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
+    const fused = await FusedVanilla.create(model, { threads: 1 });
+    try {
+      let error: Error | undefined;
+      await fused.generate(SHORT_PROMPT, { maxNewTokens: 4, sampling: { temperature: 1, topP: 1 } }).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/greedily/);
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+});
+
+describe('fused vanilla loop on the demo models (CPU)', function () {
+  let model: EngineModel;
+  let fused: FusedVanilla;
+  before(async function () {
+    if (!existsSync(join(DEMO_MODEL_DIR, 'config.json'))) this.skip();
+    model = await EngineModel.open(DEMO_MODEL_DIR, { ep: 'cpu' });
+    fused = await FusedVanilla.create(model);
+  });
+  after(async () => {
+    await fused?.release();
+    await model?.release();
+  });
+
+  const PROMPT = [128000, 791, 6864, 315, 9822, 374];
+
+  it('equals the host engine token for token: budget, EOS ids, a stop id', async () => {
+    const eos = model.config.eos_token_ids;
+    await expectSame(model, fused, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos });
+    const free = await host(model, { name: '', prompt: PROMPT, maxNewTokens: 20 });
+    const reference = await expectSame(model, fused, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[6]] });
+    expect(reference.stopReason).to.equal('stop-token');
+  });
+});
