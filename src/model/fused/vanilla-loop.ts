@@ -127,7 +127,10 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout): Mod
     const keys = layers.map((i) => b.op('Where', [selector, TARGET_IO.newKey(i), TARGET_IO.pastKey(i)]));
     const values = layers.map((i) => b.op('Where', [selector, TARGET_IO.newValue(i), TARGET_IO.pastValue(i)]));
     const token = b.op('Reshape', [TARGET_IO.argmax, b.constant('int64', [1])]);
-    const hits = b.op('ReduceSum', [b.op('Cast', [b.op('Equal', [token, LOOP_IO.stopIds])], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
+    // A -1 that no token equals keeps the reduced axis non-empty: CUDA's ReduceSum refuses an empty axis
+    // without keepdims, and stop_ids may be empty.
+    const stopIdsOrNone = b.op('Concat', [LOOP_IO.stopIds, b.constant('int64', [-1])], { axis: 0 });
+    const hits = b.op('ReduceSum', [b.op('Cast', [b.op('Equal', [token, stopIdsOrNone])], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
     const cond = b.op('Equal', [hits, b.scalar('int64', 0)]);
     const length = b.op('Add', [BODY.length, b.scalar('int64', 1)]);
     return { keys, values, token, cond, length };
