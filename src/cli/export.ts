@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { exportModel } from '../model/export.js';
 import type { FloatDType } from '../model/onnx/dtypes.js';
+import { formatBytes } from '../util/format.js';
 
 interface ExportFlags {
   target: string;
@@ -60,13 +61,3 @@ async function runExport(flags: ExportFlags): Promise<void> {
   process.stdout.write(`wrote ${result.outDir} in ${seconds} s (contract v${config.contract_version}, ${config.dtype}${storage}; ${total})\n${lines.join('\n')}\n`);
 }
 
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}

@@ -1,18 +1,8 @@
 /** Human-readable lines for `generate --stats`. */
 import type { GenerationStats } from './stats.js';
+import { formatBytes } from '../util/format.js';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-}
 
 export function formatStats(stats: GenerationStats, stopReason: string): string[] {
   const ms = stats.milliseconds;
