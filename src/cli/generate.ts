@@ -2,12 +2,14 @@
  * fr-spec generate: decode with vanilla, sps, eagle2, fr-spec or ouroboros from a model folder,
  * streaming text to stdout as tokens are committed.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkModelSupports, Generator, isMethod, METHODS, type GenerationResult, type Method, type MethodSettings } from '../engine/engine.js';
 import { ENGINES, FusedVanilla, type EngineKind } from '../engine/fused/fused-vanilla.js';
 import { EngineModel } from '../engine/model.js';
 import { DEMO_MODEL_DIR } from '../engine/paths.js';
+import { formatProfile, summarizeProfiles, type GenerationProfile } from '../engine/profile.js';
 import { formatStats } from '../engine/report.js';
 import { GenerationTokenizer, TextStream } from '../engine/text.js';
 import { loadVocabMap } from '../engine/vocab-map.js';
@@ -35,6 +37,7 @@ interface GenerateFlags {
   stats?: boolean;
   engine: EngineKind;
   chunk?: number;
+  profile?: string;
 }
 
 /** Where generate reads and writes; tests pass their own. */
@@ -88,6 +91,7 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--chunk <n>', '--engine fused: most tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
+    .option('--profile <dir>', 'onnxruntime session profiling: write each session\'s trace into <dir> and print session.run, kernel and outside-kernel time as shares of wall time (stderr; --json: stats.profile)')
     .action(async (words: string[], flags: GenerateFlags) => runGenerate(words, flags, io));
 }
 
@@ -98,7 +102,11 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
   if (!flags.model && !existsSync(modelDir)) {
     throw new UserError(`model folder models/demo not found; pass --model <dir>, or build the demo models with the recipe in training/ (looked in ${modelDir})`);
   }
-  const model = await EngineModel.open(modelDir, { ep: flags.ep });
+  const profileDir = flags.profile === undefined ? undefined : resolve(flags.profile);
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+  const traces = () => (profileDir === undefined ? [] : readdirSync(profileDir).filter((f) => f.endsWith('.json')));
+  const earlierTraces = new Set(traces());
+  const model = await EngineModel.open(modelDir, { ep: flags.ep, profileDir });
   try {
     checkModelSupports(model, method);
     const tokenizer = await GenerationTokenizer.load(modelDir);
@@ -121,16 +129,25 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
     };
     let result: GenerationResult;
     if (flags.engine === 'fused') {
-      const fused = await FusedVanilla.create(model);
+      const fused = await FusedVanilla.create(model, { profileDir });
       try {
         result = await fused.generate(prompt, { ...options, chunk: flags.chunk });
+        fused.endProfiling();
       } finally {
         await fused.release();
       }
     } else result = await generator.generate(prompt, options);
-    if (flags.json) io.stdout.write(`${JSON.stringify(jsonRecord(tokenizer.decode(result.tokens), prompt, result, generator, flags, modelDir, model.sessions.ep))}\n`);
-    else io.stdout.write(`${stream.flush()}\n`);
+    let profile: GenerationProfile | undefined;
+    if (profileDir !== undefined) {
+      await model.endProfiling();
+      profile = summarizeProfiles(traces().filter((f) => !earlierTraces.has(f)).map((f) => join(profileDir, f)), result.stats.milliseconds.total);
+    }
+    if (flags.json) {
+      const record = jsonRecord(tokenizer.decode(result.tokens), prompt, result, generator, flags, modelDir, model.sessions.ep);
+      io.stdout.write(`${JSON.stringify(profile ? { ...record, stats: { ...record.stats, profile } } : record)}\n`);
+    } else io.stdout.write(`${stream.flush()}\n`);
     if (flags.stats) for (const line of formatStats(result.stats, result.stopReason)) io.stderr.write(`${line}\n`);
+    if (profile) for (const line of formatProfile(profile)) io.stderr.write(`${line}\n`);
   } finally {
     await model.release();
   }

@@ -18,7 +18,7 @@ import { byteSize, type Phase, type RunMeter } from './meter.js';
 export class LogitsHead {
   private constructor(
     private readonly ort: Ort,
-    private readonly session: ort.InferenceSession,
+    readonly session: ort.InferenceSession,
     readonly hiddenSize: number,
     readonly vocabSize: number,
     private readonly dtype: FloatDType,

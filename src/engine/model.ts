@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type * as ort from 'onnxruntime-node';
 import { loadOrt, type ExecutionProviderChoice, type Ort } from '../model/ort-runtime.js';
-import { ModelSessions, sessionOptions } from '../model/session.js';
+import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions } from '../model/session.js';
 import { UserError } from '../util/errors.js';
 import { LogitsHead } from './logits-head.js';
 
@@ -18,6 +18,8 @@ export interface EngineModelOptions {
   threads?: number;
   /** Overrides the context length. */
   contextLength?: number;
+  /** onnxruntime session profiling into this folder, for every session the model opens (see src/engine/profile.ts). */
+  profileDir?: string;
 }
 
 export class EngineModel {
@@ -34,9 +36,9 @@ export class EngineModel {
 
   static async open(dir: string, options: EngineModelOptions = {}): Promise<EngineModel> {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model folder ${dir} not found`);
-    const sessions = await ModelSessions.open(dir, { ep: options.ep ?? 'auto', threads: options.threads });
+    const sessions = await ModelSessions.open(dir, { ep: options.ep ?? 'auto', threads: options.threads, profileDir: options.profileDir });
     const contextLength = options.contextLength ?? sessions.folder.config.target.architecture.max_position_embeddings ?? DEFAULT_CONTEXT_LENGTH;
-    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, { threads: options.threads }), contextLength);
+    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, { threads: options.threads, profileDir: options.profileDir }), contextLength);
   }
 
   get config() {
@@ -45,14 +47,21 @@ export class EngineModel {
 
   /** The target's LM head as full logits (sampling verification). */
   targetLogitsHead(): Promise<LogitsHead> {
-    this.targetLogits ??= LogitsHead.create(this.ort, this.options, this.sessions.folder, 'target');
+    this.targetLogits ??= LogitsHead.create(this.ort, namedSessionOptions(this.options, 'target_logits'), this.sessions.folder, 'target');
     return this.targetLogits;
   }
 
   /** The draft model's LM head as full logits (SpS sampling needs the draft's q). */
   draftLogitsHead(): Promise<LogitsHead> {
-    this.draftLogits ??= LogitsHead.create(this.ort, this.options, this.sessions.folder, 'draft');
+    this.draftLogits ??= LogitsHead.create(this.ort, namedSessionOptions(this.options, 'draft_logits'), this.sessions.folder, 'draft');
     return this.draftLogits;
+  }
+
+  /** With profiling on: ends it on every session the model has opened, which writes their trace files. */
+  async endProfiling(): Promise<void> {
+    const heads = await Promise.allSettled([this.targetLogits, this.draftLogits].filter((h) => h !== undefined));
+    endProfiling(this.options, heads.map((h) => (h.status === 'fulfilled' ? h.value.session : undefined)));
+    await this.sessions.endProfiling();
   }
 
   async release(): Promise<void> {

@@ -5,6 +5,7 @@
  * head and cached per subset.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.js';
 import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from './contract.js';
@@ -24,6 +25,8 @@ export interface ModelSessionsOptions {
   strictDevice?: boolean;
   /** onnxruntime's log level: 0 verbose … 4 fatal. Default 3 (errors). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Turn on onnxruntime's session profiling: every session writes a Chrome-trace JSON into this folder (src/engine/profile.ts reads them). */
+  profileDir?: string;
 }
 
 export function sessionOptions(ep: ExecutionProvider, options: ModelSessionsOptions = {}): ort.InferenceSession.SessionOptions {
@@ -41,7 +44,23 @@ export function sessionOptions(ep: ExecutionProvider, options: ModelSessionsOpti
     ...(threads !== undefined && { intraOpNumThreads: threads }),
     logSeverityLevel: options.logSeverityLevel ?? 3,
     extra: { session: sessionEntries },
+    ...(options.profileDir !== undefined && { enableProfiling: true, profileFilePrefix: join(options.profileDir, 'session') }),
   };
+}
+
+/**
+ * `options` for the session called `name`: with profiling on, its trace goes to `<profileDir>/<name>_<timestamp>.json`
+ * (one prefix per session, so sessions that end profiling in the same millisecond do not overwrite each other).
+ */
+export function namedSessionOptions(options: ort.InferenceSession.SessionOptions, name: string): ort.InferenceSession.SessionOptions {
+  if (!options.enableProfiling || options.profileFilePrefix === undefined) return options;
+  return { ...options, profileFilePrefix: join(options.profileFilePrefix, '..', name.replace(/[^A-Za-z0-9_.-]+/g, '_')) };
+}
+
+/** Ends profiling on `sessions` (those opened with profiling on), which writes their trace files. */
+export function endProfiling(options: ort.InferenceSession.SessionOptions, sessions: readonly (ort.InferenceSession | undefined)[]): void {
+  if (!options.enableProfiling) return;
+  for (const session of sessions) session?.endProfiling();
 }
 
 /** Creates a session and checks its inputs and outputs against `spec`. */
@@ -89,7 +108,7 @@ export class ModelSessions {
     const ortModule = loadOrt();
     const opts = sessionOptions(ep, options);
     const { config } = folder;
-    const load = (file: string, spec: GraphSpec) => createCheckedSession(ortModule, folder.path(file), `${dir}/${file}`, spec, opts);
+    const load = (file: string, spec: GraphSpec) => createCheckedSession(ortModule, folder.path(file), `${dir}/${file}`, spec, namedSessionOptions(opts, file.replace(/\.onnx$/, '')));
     const decoder = async (entry: { file: string; architecture: DecoderFacts }) =>
       new DecoderSession(ortModule, await load(entry.file, decoderSpec(entry.architecture, config.dtype)), kvLayout(entry.architecture), config.dtype, entry.architecture.hidden_size);
 
@@ -129,8 +148,14 @@ export class ModelSessions {
     this.headWeights ??= HeadWeights.open(this.folder.path(config.lm_head.file));
     const graph = buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weights: this.headWeights.readStoredRows(ids), vocabIds: ids });
     const label = `FR-Spec head over ${ids.length} ids`;
-    const session = await createCheckedSession(this.ort, graph.toBytes(), label, headSpec(config), this.options);
+    const session = await createCheckedSession(this.ort, graph.toBytes(), label, headSpec(config), namedSessionOptions(this.options, `fr_spec_head_${ids.length}`));
     return new HeadSession(this.ort, session, config.dtype, config.hidden_size, ids.length);
+  }
+
+  /** With profiling on: ends it on every session opened so far (the subset heads included), writing their trace files. */
+  async endProfiling(): Promise<void> {
+    const subsets = await Promise.allSettled(this.subsetHeads.values());
+    endProfiling(this.options, [this.target, this.head, this.eagle, this.draft, ...subsets.map((s) => (s.status === 'fulfilled' ? s.value : undefined))].map((s) => s?.session));
   }
 
   async release(): Promise<void> {

@@ -9,7 +9,7 @@ import type * as ort from 'onnxruntime-node';
 import { allocFloatData, asFloatData, type FloatData } from '../../model/float-data.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
-import { sessionOptions } from '../../model/session.js';
+import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerateOptions, GenerationResult } from '../engine.js';
@@ -35,16 +35,22 @@ export class FusedVanilla {
     readonly model: EngineModel,
     private readonly ort: Ort,
     readonly session: ort.InferenceSession,
+    private readonly profiling = false,
   ) {}
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
-  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean } = {}): Promise<FusedVanilla> {
+  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string } = {}): Promise<FusedVanilla> {
     const { sessions } = model;
     const ortModule = loadOrt();
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
-    const session = await createLoopSession(ortModule, sessions.folder.path(sessions.folder.config.target.file), kv, sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice }));
-    return new FusedVanilla(model, ortModule, session);
+    const session = await createLoopSession(ortModule, sessions.folder.path(sessions.folder.config.target.file), kv, namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), 'vanilla_loop'));
+    return new FusedVanilla(model, ortModule, session, options.profileDir !== undefined);
+  }
+
+  /** Ends onnxruntime profiling, if the loop session was created with it, writing its trace file. */
+  endProfiling(): void {
+    if (this.profiling) this.session.endProfiling();
   }
 
   async release(): Promise<void> {
