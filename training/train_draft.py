@@ -20,8 +20,7 @@ from frspec_train.llama import LlamaLM
 from frspec_train.metrics import agreement, chain_acceptance, perplexity
 from frspec_train.models import load_llama
 from frspec_train.presets import parameter_counts
-from frspec_train.runtime import STARTED, StepContext, autocast, common_arguments, log
-from frspec_train.trainer import Trainer
+from frspec_train.runtime import StepContext, autocast, common_arguments, log
 
 RESUME_EXIT_CODE = 75
 DATA_STREAM = 2
@@ -66,9 +65,8 @@ def main() -> int:
 
     draft = LlamaLM(preset.draft_shape()).to(ctx.device)
     start_from_target(draft, target)
-    trainer = Trainer(draft, settings, ctx.run_dir, ctx.device, minutes=args.minutes, steps=args.steps, call_minutes=args.call_minutes, started=STARTED, log=log)
-    if trainer.finished and hf_dir.exists() and (ctx.run_dir / "metrics.json").exists():
-        log(f"already trained: {hf_dir} (use --restart to train again)")
+    trainer = ctx.trainer(draft, settings)
+    if ctx.already_trained(trainer, hf_dir):
         return 0
 
     eval_windows = val.spread_windows(settings.eval_windows, settings.seq_len + 1)

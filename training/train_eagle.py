@@ -17,8 +17,7 @@ from frspec_train.eagle import EagleHead, eagle_agreement_logits, eagle_loss
 from frspec_train.llama import init_weights
 from frspec_train.metrics import agreement, chain_acceptance
 from frspec_train.models import load_llama
-from frspec_train.runtime import STARTED, StepContext, autocast, common_arguments, log
-from frspec_train.trainer import Trainer
+from frspec_train.runtime import StepContext, autocast, common_arguments, log
 
 RESUME_EXIT_CODE = 75
 DATA_STREAM = 1  # keeps this step's random windows apart from the target's
@@ -43,9 +42,8 @@ def main() -> int:
     head = EagleHead(preset.eagle_shape())
     init_weights(head, 1)
     head.to(ctx.device)
-    trainer = Trainer(head, settings, ctx.run_dir, ctx.device, minutes=args.minutes, steps=args.steps, call_minutes=args.call_minutes, started=STARTED, log=log)
-    if trainer.finished and hf_dir.exists() and (ctx.run_dir / "metrics.json").exists():
-        log(f"already trained: {hf_dir} (use --restart to train again)")
+    trainer = ctx.trainer(head, settings)
+    if ctx.already_trained(trainer, hf_dir):
         return 0
 
     eval_windows = val.spread_windows(settings.eval_windows, settings.seq_len)

@@ -14,9 +14,8 @@ from frspec_train.hf_check import compare_with_transformers
 from frspec_train.llama import LlamaLM, cross_entropy, init_weights
 from frspec_train.metrics import perplexity
 from frspec_train.presets import parameter_counts
-from frspec_train.runtime import STARTED, StepContext, autocast, common_arguments, log
+from frspec_train.runtime import StepContext, autocast, common_arguments, log
 from frspec_train.text import DEFAULT_TOKENIZER_DIR, load_tokenizer, write_samples
-from frspec_train.trainer import Trainer
 
 RESUME_EXIT_CODE = 75
 
@@ -34,9 +33,8 @@ def main() -> int:
     model = LlamaLM(shape)
     init_weights(model, shape.num_layers)
     model.to(ctx.device)
-    trainer = Trainer(model, settings, ctx.run_dir, ctx.device, minutes=args.minutes, steps=args.steps, call_minutes=args.call_minutes, started=STARTED, log=log)
-    if trainer.finished and hf_dir.exists() and (ctx.run_dir / "metrics.json").exists():
-        log(f"already trained: {hf_dir} (use --restart to train again)")
+    trainer = ctx.trainer(model, settings)
+    if ctx.already_trained(trainer, hf_dir):
         return 0
 
     eval_windows = val.spread_windows(settings.eval_windows, settings.seq_len + 1)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .presets import Preset, get_preset
+from .presets import Preset, TrainSettings, get_preset
+from .trainer import Trainer
 
 STARTED = time.time()
 
@@ -75,6 +76,18 @@ class StepContext:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         log(f"{part} ({self.preset.name}) on {self.device}{' ' + torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else ''}, torch {torch.__version__}, python {sys.version.split()[0]}")
+
+    def trainer(self, model: torch.nn.Module, settings: TrainSettings) -> Trainer:
+        """The step's Trainer, resumed from this step's saved state when there is one."""
+        a = self.args
+        return Trainer(model, settings, self.run_dir, self.device, minutes=a.minutes, steps=a.steps, call_minutes=a.call_minutes, started=STARTED, log=log)
+
+    def already_trained(self, trainer: Trainer, hf_dir: Path) -> bool:
+        """True (and says so) when this step finished before: its checkpoint and metrics are written."""
+        done = trainer.finished and hf_dir.exists() and (self.run_dir / "metrics.json").exists()
+        if done:
+            log(f"already trained: {hf_dir} (use --restart to train again)")
+        return done
 
     def part_dir(self, part: str) -> Path:
         return self.out / part
