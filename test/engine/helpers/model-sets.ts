@@ -71,23 +71,24 @@ const scaled = (t: Float32Tensor, by: number): Float32Tensor => ({ shape: t.shap
 function targetWeights(options: ModelSetOptions): MapWeights {
   const arch = resolveDecoderConfig(targetConfig(options));
   const weights = randomLlamaWeights(arch, options.seed);
-  const tensors = new Map(weights.tensors);
-  for (let i = 0; i < arch.numLayers; i++) {
-    const name = `model.layers.${i}.self_attn.o_proj.weight`;
-    tensors.set(name, scaled(tensors.get(name)!, options.attention));
-  }
+  const tensors = withAttentionScaled(weights.tensors, arch.numLayers, options.attention);
   tensors.set('model.norm.weight', { shape: [arch.hiddenSize], data: new Float32Array(arch.hiddenSize).fill(1) });
   if (options.headScale !== undefined) tensors.set('lm_head.weight', scaled(tensors.get('lm_head.weight')!, options.headScale));
   return new MapWeights(tensors);
 }
 
-function withoutAttention(target: MapWeights, layers: number): MapWeights {
-  const tensors = new Map(target.tensors);
+/** A copy of `tensors` whose attention output projections are multiplied by `by` in the first `layers` layers. */
+function withAttentionScaled(tensors: ReadonlyMap<string, Float32Tensor>, layers: number, by: number): Map<string, Float32Tensor> {
+  const copy = new Map(tensors);
   for (let i = 0; i < layers; i++) {
     const name = `model.layers.${i}.self_attn.o_proj.weight`;
-    tensors.set(name, scaled(tensors.get(name)!, 0));
+    copy.set(name, scaled(copy.get(name)!, by));
   }
-  return new MapWeights(tensors);
+  return copy;
+}
+
+function withoutAttention(target: MapWeights, layers: number): MapWeights {
+  return new MapWeights(withAttentionScaled(target.tensors, layers, 0));
 }
 
 function eagleConfig(options: ModelSetOptions) {
