@@ -98,6 +98,10 @@ export class KvDecoder {
     return this.graph.dtype;
   }
 
+  get kv(): KvShape {
+    return this.graph.kv;
+  }
+
   /** Cached rows. */
   get length(): number {
     return this.arena.length;

@@ -23,6 +23,11 @@ export class RunMeter {
     this.bytes += inputBytes + outputBytes(result);
     return result;
   }
+
+  /** Counts runs done inside another run (the graphs a fused Loop iteration calls). */
+  count(kind: RunKind, runs: number): void {
+    this.runs[kind] += runs;
+  }
 }
 
 export const byteSize = (...arrays: readonly ({ byteLength: number } | undefined)[]): number => arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);

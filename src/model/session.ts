@@ -12,6 +12,7 @@ import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from
 import { DecoderSession, EagleSession, HeadSession, type KvLayout } from './graph-sessions.js';
 import { HeadWeights } from './head-weights.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
+import type { GraphBuilder } from './onnx/builder.js';
 import { ModelFolder, type DecoderFacts } from './model-folder.js';
 import { loadOrt, resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice, type Ort } from './ort-runtime.js';
 
@@ -141,12 +142,19 @@ export class ModelSessions {
     return head;
   }
 
-  private async buildSubsetHead(ids: Int32Array): Promise<HeadSession> {
+  /** The FR-Spec head graph over `vocabIds`, with its rows inline (what subsetHead runs, and what the fused loop inlines). */
+  subsetHeadGraph(vocabIds: ArrayLike<number>): GraphBuilder {
+    const ids = Int32Array.from(vocabIds as ArrayLike<number>);
     if (ids.length === 0) throw new UserError('an FR-Spec subset needs at least one vocabulary id');
     if (new Set(ids).size !== ids.length) throw new UserError('the FR-Spec subset lists a vocabulary id more than once');
     const { config } = this.folder;
     this.headWeights ??= HeadWeights.open(this.folder.path(config.lm_head.file));
-    const graph = buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weights: this.headWeights.readStoredRows(ids), vocabIds: ids });
+    return buildLmHeadGraph({ dtype: config.dtype, hiddenSize: config.hidden_size, weights: this.headWeights.readStoredRows(ids), vocabIds: ids });
+  }
+
+  private async buildSubsetHead(ids: Int32Array): Promise<HeadSession> {
+    const { config } = this.folder;
+    const graph = this.subsetHeadGraph(ids);
     const label = `FR-Spec head over ${ids.length} ids`;
     const session = await createCheckedSession(this.ort, graph.toBytes(), label, headSpec(config), namedSessionOptions(this.options, `fr_spec_head_${ids.length}`));
     return new HeadSession(this.ort, session, config.dtype, config.hidden_size, ids.length);

@@ -57,7 +57,7 @@ export async function runEagle(ctx: MethodContext, eagle: KvDecoder, head: TopKH
 }
 
 /** Runs the head over committed tokens with their target features; returns the last row's `out`. */
-async function encodeCommitted(eagle: KvDecoder, tokens: readonly number[], features: FloatData): Promise<FloatData> {
+export async function encodeCommitted(eagle: KvDecoder, tokens: readonly number[], features: FloatData): Promise<FloatData> {
   const { last } = await feedChain(eagle, tokens, { feature: features });
   return eagle.state(last, last.nodes - 1);
 }

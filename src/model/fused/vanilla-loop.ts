@@ -23,14 +23,15 @@
  * (milliseconds: the target graph is ~70 KB of protobuf).
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { MASKED } from '../../engine/attention-bias.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
-import { decodeModel, encodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
+import { decodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
+import { createSessionFromModel } from './loop-session.js';
 
 export const LOOP_IO = {
   firstToken: 'first_token',
@@ -207,16 +208,7 @@ export function externalDataLocations(model: ModelProto): string[] {
   return [...locations];
 }
 
-/**
- * Creates the vanilla_loop session for the target graph at `targetPath`, from bytes built in memory:
- * onnxruntime resolves the external data of a model loaded from bytes against the session entry
- * `session.model_external_initializers_file_folder_path`, set to target.onnx's folder. No weights are
- * copied and nothing is written anywhere. (A model file in another folder with a symlink to
- * weights.data does not work: onnxruntime refuses external data outside the model's own folder.)
- */
+/** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
 export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  const bytes = encodeModel(buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv));
-  const extra = (options.extra ?? {}) as { session?: Record<string, unknown> };
-  const session = { ...(extra.session ?? {}), model_external_initializers_file_folder_path: resolve(dirname(targetPath)) };
-  return ortModule.InferenceSession.create(bytes, { ...options, extra: { ...extra, session } });
+  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv), dirname(targetPath), options);
 }

@@ -5,7 +5,7 @@
 import { encodeAttributes, type Attributes } from './attributes.js';
 import { ONNX_DATA_TYPE, type DType, type HostData } from './dtypes.js';
 import { buildModelProto, saveModel, type BuiltGraph, type InitializerEntry, type SavedModel, type SaveOptions } from './model-file.js';
-import { encodeModel, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.js';
+import { encodeModel, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { tensorBytes } from './tensor-bytes.js';
 import { inferOutputDtypes } from './type-inference.js';
 
@@ -62,6 +62,7 @@ export class GraphBuilder {
   private readonly outputs: ValueInfoProto[] = [];
   private readonly initializers: InitializerEntry[] = [];
   private readonly nodes: NodeProto[] = [];
+  private readonly adoptedInitializers: TensorProto[] = [];
   /** Every value defined so far (inputs, initializers, node outputs) with its type if known. */
   private readonly values = new Map<string, DType | undefined>();
   private readonly nodeNames = new Set<string>();
@@ -168,6 +169,38 @@ export class GraphBuilder {
     return outputs;
   }
 
+  /**
+   * Defines a value this graph reads without declaring it: a Loop body's view of the outer graph's
+   * values (ONNX subgraphs see every name of their enclosing scopes).
+   */
+  outerValue(name: string, dtype?: DType): string {
+    this.define(name, dtype);
+    return name;
+  }
+
+  /**
+   * Appends ready-made nodes (e.g. another graph's, renamed by inlineGraph) whose inputs must already
+   * be defined; their outputs become defined, with the element types `dtypes` gives (others unknown).
+   */
+  adoptNodes(nodes: readonly NodeProto[], dtypes: Readonly<Record<string, DType>> = {}): void {
+    for (const node of nodes) {
+      for (const input of node.input) if (input !== '') this.requireDefined(input, `${node.op_type} input`);
+      if (this.nodeNames.has(node.name)) throw new Error(`node ${node.name} is defined twice`);
+      this.nodeNames.add(node.name);
+      for (const output of node.output) if (output !== '') this.define(output, dtypes[output]);
+      this.useDomain(node.domain ?? ONNX_DOMAIN);
+      this.nodes.push(node);
+    }
+  }
+
+  /** Adds an initializer as an already-encoded TensorProto (e.g. one that points into external data). */
+  adoptInitializer(tensor: TensorProto, dtype?: DType): string {
+    if (!tensor.name) throw new Error('an adopted initializer needs a name');
+    this.define(tensor.name, dtype);
+    this.adoptedInitializers.push(tensor);
+    return tensor.name;
+  }
+
   /** Appends a single-output node and returns the output name. */
   op(opType: string, inputs: readonly string[], attributes?: Attributes, options: Omit<NodeOptions, 'attributes' | 'outputs'> = {}): string {
     return this.node(opType, inputs, { ...options, attributes, outputs: 1 })[0];
@@ -217,6 +250,7 @@ export class GraphBuilder {
       inputs: this.inputs,
       outputs: this.outputs,
       initializers: this.initializers,
+      adoptedInitializers: this.adoptedInitializers,
       nodes: this.nodes,
       metadata: [...this.metadata].map(([key, value]) => ({ key, value })),
     };

@@ -36,6 +36,8 @@ export interface BuiltGraph {
   inputs: ValueInfoProto[];
   outputs: ValueInfoProto[];
   initializers: InitializerEntry[];
+  /** Initializers taken over as encoded tensors (kept as they are, external data references included). */
+  adoptedInitializers?: TensorProto[];
   nodes: NodeProto[];
   metadata: StringStringEntryProto[];
 }
@@ -86,7 +88,7 @@ export function buildModelProto(graph: BuiltGraph, external = new Map<string, Ex
       node: graph.nodes,
       input: graph.inputs,
       output: graph.outputs,
-      initializer: graph.initializers.map((init) => tensorProto(init, external.get(init.name))),
+      initializer: [...graph.initializers.map((init) => tensorProto(init, external.get(init.name))), ...(graph.adoptedInitializers ?? [])],
     },
   };
 }

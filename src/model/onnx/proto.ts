@@ -128,6 +128,7 @@ export const OnnxAttributeType = {
   INTS: 7,
   STRINGS: 8,
   TENSORS: 9,
+  GRAPHS: 10,
 } as const;
 
 /** TensorProto.DataLocation values. */

@@ -8,12 +8,12 @@ import { dtypeFromOnnx, type DType } from './dtypes.js';
 /** Ops whose single output has the element type of their first input. */
 const SAME_AS_FIRST_INPUT = new Set([
   'Abs', 'Add', 'Concat', 'Cos', 'Div', 'Exp', 'Expand', 'Flatten', 'Gather', 'GatherElements', 'Gemm',
-  'Identity', 'LogSoftmax', 'MatMul', 'Max', 'Min', 'Mul', 'Neg', 'Pow', 'Reciprocal', 'ReduceMax',
+  'Identity', 'LogSoftmax', 'Range', 'MatMul', 'Max', 'Min', 'Mul', 'Neg', 'Pow', 'Reciprocal', 'ReduceMax',
   'ReduceMean', 'ReduceSum', 'Relu', 'Reshape', 'Sigmoid', 'Sin', 'Slice', 'Softmax', 'Split', 'Sqrt',
   'Squeeze', 'Sub', 'Tanh', 'Tile', 'Transpose', 'Unsqueeze',
 ]);
 
-const ALWAYS_BOOL = new Set(['Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Not', 'And', 'Or']);
+const ALWAYS_BOOL = new Set(['Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Not', 'And', 'Or', 'IsNaN', 'IsInf']);
 const ALWAYS_INT64 = new Set(['ArgMax', 'ArgMin', 'Shape', 'Size', 'NonZero']);
 
 /** Returns one entry per output; undefined where the type is not known. */

@@ -1,0 +1,418 @@
+/**
+ * `eagle_loop`: EAGLE-2 (and FR-Spec: the same with a subset draft head) greedy speculative decoding
+ * compiled into one ONNX `Loop` whose body is one whole speculative iteration, so both KV caches stay
+ * on the execution provider (docs/fused-loop.md). It reproduces the host engine's
+ * src/engine/methods/eagle.ts step for step:
+ *
+ * 1. draft: the head's top-k of the root (from the carried `root_out`), then depth − 1 expansions,
+ *    each feeding the best k candidates of the previous level through the EAGLE graph (scratch K/V
+ *    rows concatenated after its cache, each candidate seeing its ancestors' rows and itself) and the
+ *    draft head; candidates are scored by cumulative clamped log-probability and the tree is the
+ *    root plus the best (tokens − 1) candidates in candidate order (TopK breaks ties toward the lower
+ *    index, as the host's CandidatePool does);
+ * 2. verify: one target forward over the tree (ancestor mask from powers of the parent matrix);
+ * 3. accept: a node is accepted when every node on its path matches its parent's argmax; the deepest
+ *    accepted node gives the path, the bonus token and the count n;
+ * 4. commit: the path's target K/V rows and the head's catch-up K/V rows (the committed tokens fed with
+ *    the target's features at the path) are written at rows length … length + n − 1 with a
+ *    Gather + Where (no ScatterND), and the head's last `out` becomes the next `root_out`.
+ *
+ * Shapes are static per graph (tree shape fixed at build time); the variable acceptance length lives
+ * in masks and in the scanned `counts`, never in a shape. Every graph of the model folder is inlined
+ * as is (src/model/onnx/inline.ts): weights stay in weights.data, loaded once.
+ *
+ * Inputs:  root_token [1] int64 (last committed token, in neither cache), root_out [1,d] (the head's
+ *          output for it), past_length [] int64 (rows both caches hold), cache_key_i / cache_value_i
+ *          [1,C,kvH,D] (target), eagle_key_j / eagle_value_j [1,C,kvH,D] (head), max_steps [] int64
+ *          (iterations), max_tokens [] int64 (stop once this many tokens are committed), stop_ids [K].
+ * Outputs: blocks [N, depth+1] int64 (committed tokens of each iteration, −1 after the first counts[i]),
+ *          counts [N] int64, final_root_token, final_root_out, final_length, final_* caches.
+ */
+import { MASKED } from '../../engine/attention-bias.js';
+import { EAGLE_IO } from '../eagle-graph.js';
+import { TARGET_IO } from '../llama-graph.js';
+import { HEAD_IO } from '../lm-head-graph.js';
+import { GraphBuilder, type Shape } from '../onnx/builder.js';
+import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { InlinableGraph } from '../onnx/inline.js';
+import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import type { LoopKvLayout } from './vanilla-loop.js';
+
+export const EAGLE_LOOP_GRAPH = 'eagle_loop';
+export const EAGLE_DIM_CAPACITY = 'capacity';
+
+export const EAGLE_LOOP_IO = {
+  rootToken: 'root_token',
+  rootOut: 'root_out',
+  pastLength: 'past_length',
+  targetKey: (i: number) => `cache_key_${i}`,
+  targetValue: (i: number) => `cache_value_${i}`,
+  eagleKey: (j: number) => `eagle_key_${j}`,
+  eagleValue: (j: number) => `eagle_value_${j}`,
+  maxSteps: 'max_steps',
+  maxTokens: 'max_tokens',
+  stopIds: 'stop_ids',
+  blocks: 'blocks',
+  counts: 'counts',
+  finalRootToken: 'final_root_token',
+  finalRootOut: 'final_root_out',
+  finalLength: 'final_length',
+  finalTargetKey: (i: number) => `final_key_${i}`,
+  finalTargetValue: (i: number) => `final_value_${i}`,
+  finalEagleKey: (j: number) => `final_eagle_key_${j}`,
+  finalEagleValue: (j: number) => `final_eagle_value_${j}`,
+} as const;
+
+export interface EagleLoopTree {
+  /** Most drafted tokens on one path. */
+  depth: number;
+  /** Children per expanded node and nodes expanded per level (already capped by the head's vocabulary). */
+  topK: number;
+  /** Verified tokens per iteration, root included. */
+  tokens: number;
+}
+
+export interface EagleLoopGraphs {
+  target: ModelProto;
+  eagle: ModelProto;
+  /** The draft head: lm_head.onnx, or an FR-Spec subset head. */
+  head: ModelProto;
+  targetKv: LoopKvLayout;
+  eagleKv: LoopKvLayout;
+  hiddenSize: number;
+  tree: EagleLoopTree;
+}
+
+/** Candidates the draft produces per iteration: the root's k, then k² per further level. */
+export function candidateCount({ depth, topK }: EagleLoopTree): number {
+  return topK + (depth - 1) * topK * topK;
+}
+
+/** Tokens verified per iteration: the root plus at most every candidate. */
+export function verifiedTokens(tree: EagleLoopTree): number {
+  return Math.min(tree.tokens, 1 + candidateCount(tree));
+}
+
+const CARRIED = {
+  rootToken: 'it/root_token',
+  rootOut: 'it/root_out',
+  length: 'it/length',
+  generated: 'it/generated',
+  targetKey: (i: number) => `it/target_key_${i}`,
+  targetValue: (i: number) => `it/target_value_${i}`,
+  eagleKey: (j: number) => `it/eagle_key_${j}`,
+  eagleValue: (j: number) => `it/eagle_value_${j}`,
+};
+
+export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
+  const { targetKv, eagleKv, hiddenSize: d, tree } = graphs;
+  const { depth, topK: k } = tree;
+  if (!(depth >= 1 && k >= 1 && tree.tokens >= 2)) throw new Error(`eagle_loop: bad tree shape ${JSON.stringify(tree)}`);
+  const dtype = targetKv.dtype;
+  const T = verifiedTokens(tree);
+  const N = candidateCount(tree);
+  const B = depth + 1; // committed tokens per iteration, at most
+  const targetLayers = range(targetKv.numLayers);
+  const eagleLayers = range(eagleKv.numLayers);
+  const opset = graphs.target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
+
+  const outer = new GraphBuilder(EAGLE_LOOP_GRAPH, { opsetVersion: opset, irVersion: graphs.target.ir_version });
+  const body = new GraphBuilder(`${EAGLE_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
+  const shared = new Map<string, string>();
+  const targetGraph = new InlinableGraph(graphs.target, 'target', outer, shared);
+  const eagleGraph = new InlinableGraph(graphs.eagle, 'eagle', outer, shared);
+  const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
+  for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
+
+  const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CAPACITY, kv.numKvHeads, kv.headDim];
+  // Outer inputs.
+  outer.input(EAGLE_LOOP_IO.rootToken, 'int64', [1]);
+  outer.input(EAGLE_LOOP_IO.rootOut, dtype, [1, d]);
+  outer.input(EAGLE_LOOP_IO.pastLength, 'int64', []);
+  for (const i of targetLayers) {
+    outer.input(EAGLE_LOOP_IO.targetKey(i), dtype, cacheShape(targetKv));
+    outer.input(EAGLE_LOOP_IO.targetValue(i), dtype, cacheShape(targetKv));
+  }
+  for (const j of eagleLayers) {
+    outer.input(EAGLE_LOOP_IO.eagleKey(j), dtype, cacheShape(eagleKv));
+    outer.input(EAGLE_LOOP_IO.eagleValue(j), dtype, cacheShape(eagleKv));
+  }
+  outer.input(EAGLE_LOOP_IO.maxSteps, 'int64', []);
+  outer.input(EAGLE_LOOP_IO.maxTokens, 'int64', []);
+  outer.input(EAGLE_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
+  body.outerValue(EAGLE_LOOP_IO.maxTokens, 'int64');
+  body.outerValue(EAGLE_LOOP_IO.stopIds, 'int64');
+
+  // Body inputs: iteration, condition, then the carried values.
+  const b = body;
+  b.input('it/iteration', 'int64', []);
+  b.input('it/cond_in', 'bool', []);
+  b.input(CARRIED.rootToken, 'int64', [1]);
+  b.input(CARRIED.rootOut, dtype, [1, d]);
+  b.input(CARRIED.length, 'int64', []);
+  b.input(CARRIED.generated, 'int64', []);
+  for (const i of targetLayers) {
+    b.input(CARRIED.targetKey(i), dtype, cacheShape(targetKv));
+    b.input(CARRIED.targetValue(i), dtype, cacheShape(targetKv));
+  }
+  for (const j of eagleLayers) {
+    b.input(CARRIED.eagleKey(j), dtype, cacheShape(eagleKv));
+    b.input(CARRIED.eagleValue(j), dtype, cacheShape(eagleKv));
+  }
+
+  const i64 = (values: number[]) => b.constant('int64', values);
+  const s64 = (value: number) => b.scalar('int64', value);
+  const length = CARRIED.length;
+  // Rows of the cache buffers and which of them hold committed tokens.
+  const capacity = b.op('Squeeze', [b.op('Shape', [CARRIED.targetKey(0)], { start: 1, end: 2 }), i64([0])]);
+  const rows = b.op('Range', [s64(0), capacity, s64(1)]);
+  const cacheVisible = b.op('Unsqueeze', [b.op('Less', [rows, length]), i64([0])]); // [1,C]
+  /** Additive attention bias [1,1,S,C+X] from the per-row visibility of the extra columns [S,X]. */
+  const biasOf = (rowCount: number, extra: string) => {
+    const cache = b.op('Expand', [cacheVisible, i64([rowCount, 1])]);
+    const visible = b.op('Concat', [cache, extra], { axis: 1 });
+    return b.op('Reshape', [b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]), i64([1, 1, rowCount, -1])]);
+  };
+  const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
+  const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
+  const eye = (n: number) => b.constant('bool', range(n * n).map((x) => Math.floor(x / n) === x % n), [n, n]);
+  const kRange = i64(range(k));
+  const oneHot = (rowsOfK: string) => b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])]);
+  const runHead = (hidden: string, label: string) => headGraph.call(b, { prefix: `@head_${label}`, inputs: { [HEAD_IO.hidden]: hidden, [HEAD_IO.topK]: i64([k]) } });
+
+  // ---- 1. Draft ----
+  const draft = b.scope('draft', () => {
+    const root = runHead(CARRIED.rootOut, 'root');
+    const rootIds = b.op('Reshape', [root[HEAD_IO.topkIds], i64([k])]);
+    const rootScores = clampLogprob(b.op('Reshape', [root[HEAD_IO.topkLogprobs], i64([k])]));
+    const tokens = [rootIds];
+    const scores = [rootScores];
+    const parents = [i64(range(k).map(() => -1))];
+    let frontier = kRange; // global candidate indices
+    let frontierTokens = rootIds;
+    let frontierScores = rootScores;
+    let parentRow: string | undefined; // row of the previous expansion each frontier node hangs off
+    let ancestors: string | undefined; // [k, e·k] bool: scratch rows each frontier node sees
+    let previousOut: string | undefined;
+    const scratchKeys: string[][] = eagleLayers.map(() => []);
+    const scratchValues: string[][] = eagleLayers.map(() => []);
+
+    for (let e = 0; e < depth - 1; e++) {
+      const feature =
+        e === 0
+          ? b.op('Expand', [b.op('Reshape', [CARRIED.rootOut, i64([1, 1, d])]), i64([1, k, 1])])
+          : b.op('Unsqueeze', [b.op('Gather', [previousOut!, parentRow!], { axis: 0 }), i64([0])]);
+      const extra = ancestors === undefined ? eye(k) : b.op('Concat', [ancestors, eye(k)], { axis: 1 });
+      const inputs: Record<string, string> = {
+        [EAGLE_IO.inputIds]: b.op('Reshape', [frontierTokens, i64([1, k])]),
+        [EAGLE_IO.feature]: feature,
+        [EAGLE_IO.positionIds]: positionsAt(i64(range(k).map(() => e)), k),
+        [EAGLE_IO.attentionBias]: biasOf(k, extra),
+      };
+      for (const j of eagleLayers) {
+        inputs[TARGET_IO.pastKey(j)] = e === 0 ? CARRIED.eagleKey(j) : b.op('Concat', [CARRIED.eagleKey(j), ...scratchKeys[j]], { axis: 1 });
+        inputs[TARGET_IO.pastValue(j)] = e === 0 ? CARRIED.eagleValue(j) : b.op('Concat', [CARRIED.eagleValue(j), ...scratchValues[j]], { axis: 1 });
+      }
+      const expanded = eagleGraph.call(b, { prefix: `@eagle_expand_${e}`, inputs });
+      for (const j of eagleLayers) {
+        scratchKeys[j].push(expanded[TARGET_IO.newKey(j)]);
+        scratchValues[j].push(expanded[TARGET_IO.newValue(j)]);
+      }
+      const out = b.op('Reshape', [expanded[EAGLE_IO.out], i64([k, d])]);
+      const top = runHead(out, `expand_${e}`);
+      const childScores = b.op('Reshape', [b.op('Add', [b.op('Unsqueeze', [frontierScores, i64([1])]), clampLogprob(top[HEAD_IO.topkLogprobs])]), i64([k * k])]);
+      const childTokens = b.op('Reshape', [top[HEAD_IO.topkIds], i64([k * k])]);
+      const childParents = b.op('Reshape', [b.op('Expand', [b.op('Unsqueeze', [frontier, i64([1])]), i64([1, k])]), i64([k * k])]);
+      tokens.push(childTokens);
+      scores.push(childScores);
+      parents.push(childParents);
+      if (e === depth - 2) break;
+      const [bestScores, best] = b.node('TopK', [childScores, i64([k])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+      frontier = b.op('Add', [best, s64(k + e * k * k)]);
+      parentRow = b.op('Div', [best, s64(k)]);
+      frontierTokens = b.op('Gather', [childTokens, best], { axis: 0 });
+      frontierScores = bestScores;
+      ancestors = ancestors === undefined ? oneHot(parentRow) : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 0 }), oneHot(parentRow)], { axis: 1 });
+      previousOut = out;
+    }
+    const cat = (parts: string[]) => (parts.length === 1 ? parts[0] : b.op('Concat', parts, { axis: 0 }));
+    return { tokens: cat(tokens), scores: cat(scores), parents: cat(parents) };
+  });
+
+  // ---- The tree: root + the best T − 1 candidates, in candidate order ----
+  const treeOf = b.scope('tree', () => {
+    const chosenCount = i64([T - 1]);
+    const [, bestIndices] = b.node('TopK', [draft.scores, chosenCount], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+    const [ascending] = b.node('TopK', [b.op('Cast', [bestIndices], { to: ONNX_DATA_TYPE.float32 }), chosenCount], { outputs: 2, attributes: { axis: 0, largest: 0, sorted: 1 } });
+    const chosen = b.op('Cast', [ascending], { to: ONNX_DATA_TYPE.int64 });
+    const candidateDepths = i64(range(N).map((c) => (c < k ? 1 : 2 + Math.floor((c - k) / (k * k)))));
+    const parentCandidate = b.op('Gather', [draft.parents, chosen], { axis: 0 });
+    const isParent = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [parentCandidate, i64([1])]), b.op('Unsqueeze', [chosen, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
+    const parentNode = b.op('Where', [
+      b.op('Greater', [b.op('ReduceMax', [isParent, i64([1])], { keepdims: 0 }), b.scalar('float32', 0.5)]),
+      b.op('Add', [b.op('ArgMax', [isParent], { axis: 1, keepdims: 0 }), s64(1)]),
+      s64(0),
+    ]);
+    const tokens = b.op('Concat', [CARRIED.rootToken, b.op('Gather', [draft.tokens, chosen], { axis: 0 })], { axis: 0 });
+    const parents = b.op('Concat', [i64([-1]), parentNode], { axis: 0 });
+    const depths = b.op('Concat', [i64([0]), b.op('Gather', [candidateDepths, chosen], { axis: 0 })], { axis: 0 });
+    // Ancestor-or-self matrix: I + P + P² + … + P^depth, P[i][j] = (parent(i) == j).
+    const parentMatrix = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [parents, i64([1])]), b.constant('int64', range(T), [1, T])])], { to: ONNX_DATA_TYPE.float32 });
+    let power = parentMatrix;
+    let lineage = b.op('Add', [b.constant('float32', range(T * T).map((x) => (Math.floor(x / T) === x % T ? 1 : 0)), [T, T]), parentMatrix]);
+    for (let p = 2; p <= depth; p++) {
+      power = b.op('MatMul', [power, parentMatrix]);
+      lineage = b.op('Add', [lineage, power]);
+    }
+    return { tokens, parents, depths, lineage, visible: b.op('Greater', [lineage, b.scalar('float32', 0.5)]) };
+  });
+
+  // ---- 2. Verify ----
+  const verifyInputs: Record<string, string> = {
+    [TARGET_IO.inputIds]: b.op('Reshape', [treeOf.tokens, i64([1, T])]),
+    [TARGET_IO.positionIds]: positionsAt(treeOf.depths, T),
+    [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(T, treeOf.visible)),
+  };
+  for (const i of targetLayers) {
+    verifyInputs[TARGET_IO.pastKey(i)] = CARRIED.targetKey(i);
+    verifyInputs[TARGET_IO.pastValue(i)] = CARRIED.targetValue(i);
+  }
+  const verified = targetGraph.call(b, { prefix: '@verify', inputs: verifyInputs });
+
+  // ---- 3. Accept ----
+  const blockRange = i64(range(B));
+  const accept = b.scope('accept', () => {
+    const argmax = b.op('Reshape', [verified[TARGET_IO.argmax], i64([T])]);
+    const wantedHere = b.op('Gather', [argmax, b.op('Max', [treeOf.parents, s64(0)])], { axis: 0 });
+    const isRoot = b.constant('bool', range(T).map((i) => i === 0));
+    const matches = b.op('Or', [b.op('Equal', [treeOf.tokens, wantedHere]), isRoot]);
+    const misses = b.op('MatMul', [treeOf.lineage, b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 })]);
+    const accepted = b.op('Less', [misses, b.scalar('float32', 0.5)]);
+    const depthF = b.op('Cast', [treeOf.depths], { to: ONNX_DATA_TYPE.float32 });
+    const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
+    const count = b.op('Add', [b.op('Gather', [treeOf.depths, deepest], { axis: 0 }), s64(1)]);
+    const onPath = b.op('Gather', [treeOf.visible, deepest], { axis: 0 });
+    const atDepth = b.op('Equal', [b.op('Unsqueeze', [blockRange, i64([1])]), b.op('Unsqueeze', [treeOf.depths, i64([0])])]);
+    const pathNodes = b.op('ArgMax', [b.op('Cast', [b.op('And', [atDepth, b.op('Unsqueeze', [onPath, i64([0])])])], { to: ONNX_DATA_TYPE.float32 })], { axis: 1, keepdims: 0 });
+    const next = b.op('Gather', [argmax, deepest], { axis: 0 });
+    const drafted = b.op('Concat', [b.op('Gather', [treeOf.tokens, b.op('Slice', [pathNodes, i64([1]), i64([B])])], { axis: 0 }), i64([-1])], { axis: 0 });
+    const lastIndex = b.op('Sub', [count, s64(1)]);
+    const block = b.op('Where', [b.op('Equal', [blockRange, lastIndex]), next, b.op('Where', [b.op('Less', [blockRange, lastIndex]), drafted, s64(-1)])]);
+    return { count, pathNodes, next, block, lastIndex };
+  });
+
+  // ---- 4. Commit: K/V rows at length … length + n − 1 ----
+  const write = b.scope('write', () => {
+    const offset = b.op('Max', [b.op('Min', [b.op('Sub', [rows, length]), s64(B - 1)]), s64(0)]);
+    const end = b.op('Add', [length, accept.count]);
+    const selector = b.op('Reshape', [b.op('And', [b.op('GreaterOrEqual', [rows, length]), b.op('Less', [rows, end])]), i64([1, -1, 1, 1])]);
+    return (cache: string, block: string) => b.op('Where', [selector, b.op('Gather', [block, offset], { axis: 1 }), cache]);
+  });
+  const targetKeys = targetLayers.map((i) => write(CARRIED.targetKey(i), b.op('Gather', [verified[TARGET_IO.newKey(i)], accept.pathNodes], { axis: 1 })));
+  const targetValues = targetLayers.map((i) => write(CARRIED.targetValue(i), b.op('Gather', [verified[TARGET_IO.newValue(i)], accept.pathNodes], { axis: 1 })));
+
+  // The head catches up on the committed tokens, paired with the target's features at the path.
+  const causal = b.constant('bool', range(B * B).map((x) => x % B <= Math.floor(x / B)), [B, B]);
+  const catchUpInputs: Record<string, string> = {
+    [EAGLE_IO.inputIds]: b.op('Reshape', [b.op('Max', [accept.block, s64(0)]), i64([1, B])]),
+    [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], accept.pathNodes], { axis: 1 }),
+    [EAGLE_IO.positionIds]: positionsAt(blockRange, B),
+    [EAGLE_IO.attentionBias]: b.scope('catch_up', () => biasOf(B, causal)),
+  };
+  for (const j of eagleLayers) {
+    catchUpInputs[TARGET_IO.pastKey(j)] = CARRIED.eagleKey(j);
+    catchUpInputs[TARGET_IO.pastValue(j)] = CARRIED.eagleValue(j);
+  }
+  const caughtUp = eagleGraph.call(b, { prefix: '@eagle_catch_up', inputs: catchUpInputs });
+  const eagleKeys = eagleLayers.map((j) => write(CARRIED.eagleKey(j), caughtUp[TARGET_IO.newKey(j)]));
+  const eagleValues = eagleLayers.map((j) => write(CARRIED.eagleValue(j), caughtUp[TARGET_IO.newValue(j)]));
+
+  const next = b.scope('next', () => {
+    const rootOut = b.op('Reshape', [b.op('Gather', [caughtUp[EAGLE_IO.out], accept.lastIndex], { axis: 1 }), i64([1, d])]);
+    const generated = b.op('Add', [CARRIED.generated, accept.count]);
+    // −2 never equals a token nor the block's −1 padding, and keeps the reduced axis non-empty
+    // (CUDA's ReduceSum refuses an empty one).
+    const stops = b.op('Concat', [EAGLE_LOOP_IO.stopIds, i64([-2])], { axis: 0 });
+    const hits = b.op('ReduceSum', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [accept.block, i64([1])]), b.op('Unsqueeze', [stops, i64([0])])])], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
+    const cond = b.op('And', [b.op('Equal', [hits, s64(0)]), b.op('Less', [generated, EAGLE_LOOP_IO.maxTokens])]);
+    return { rootOut, generated, cond, token: b.op('Reshape', [accept.next, i64([1])]), length: b.op('Add', [length, accept.count]) };
+  });
+
+  b.output(next.cond, 'bool', [], 'it/cond_out');
+  b.output(next.token, 'int64', [1], 'it/root_token_out');
+  b.output(next.rootOut, dtype, [1, d], 'it/root_out_out');
+  b.output(next.length, 'int64', [], 'it/length_out');
+  b.output(next.generated, 'int64', [], 'it/generated_out');
+  for (const i of targetLayers) {
+    b.output(targetKeys[i], dtype, cacheShape(targetKv), `it/target_key_out_${i}`);
+    b.output(targetValues[i], dtype, cacheShape(targetKv), `it/target_value_out_${i}`);
+  }
+  for (const j of eagleLayers) {
+    b.output(eagleKeys[j], dtype, cacheShape(eagleKv), `it/eagle_key_out_${j}`);
+    b.output(eagleValues[j], dtype, cacheShape(eagleKv), `it/eagle_value_out_${j}`);
+  }
+  b.output(accept.block, 'int64', [B], 'it/block_scan');
+  b.output(accept.count, 'int64', [], 'it/count_scan');
+
+  const bodyGraph = body.toModel().graph;
+  const condTrue = outer.initializer('eagle_loop/cond_true', 'bool', [], [true]);
+  const zero = outer.initializer('eagle_loop/zero', 'int64', [], [0]);
+  const loop: NodeProto = {
+    name: EAGLE_LOOP_GRAPH,
+    op_type: 'Loop',
+    domain: '',
+    input: [
+      EAGLE_LOOP_IO.maxSteps,
+      condTrue,
+      EAGLE_LOOP_IO.rootToken,
+      EAGLE_LOOP_IO.rootOut,
+      EAGLE_LOOP_IO.pastLength,
+      zero,
+      ...targetLayers.flatMap((i) => [EAGLE_LOOP_IO.targetKey(i), EAGLE_LOOP_IO.targetValue(i)]),
+      ...eagleLayers.flatMap((j) => [EAGLE_LOOP_IO.eagleKey(j), EAGLE_LOOP_IO.eagleValue(j)]),
+    ],
+    output: [
+      EAGLE_LOOP_IO.finalRootToken,
+      EAGLE_LOOP_IO.finalRootOut,
+      EAGLE_LOOP_IO.finalLength,
+      'final_generated',
+      ...targetLayers.flatMap((i) => [EAGLE_LOOP_IO.finalTargetKey(i), EAGLE_LOOP_IO.finalTargetValue(i)]),
+      ...eagleLayers.flatMap((j) => [EAGLE_LOOP_IO.finalEagleKey(j), EAGLE_LOOP_IO.finalEagleValue(j)]),
+      EAGLE_LOOP_IO.blocks,
+      EAGLE_LOOP_IO.counts,
+    ],
+    attribute: [{ name: 'body', type: OnnxAttributeType.GRAPH, g: bodyGraph }],
+  };
+  outer.adoptNodes([loop], {
+    [EAGLE_LOOP_IO.finalRootToken]: 'int64',
+    [EAGLE_LOOP_IO.finalRootOut]: dtype,
+    [EAGLE_LOOP_IO.finalLength]: 'int64',
+    [EAGLE_LOOP_IO.blocks]: 'int64',
+    [EAGLE_LOOP_IO.counts]: 'int64',
+    ...Object.fromEntries(targetLayers.flatMap((i) => [[EAGLE_LOOP_IO.finalTargetKey(i), dtype], [EAGLE_LOOP_IO.finalTargetValue(i), dtype]])),
+    ...Object.fromEntries(eagleLayers.flatMap((j) => [[EAGLE_LOOP_IO.finalEagleKey(j), dtype], [EAGLE_LOOP_IO.finalEagleValue(j), dtype]])),
+  });
+  outer.output(EAGLE_LOOP_IO.blocks, 'int64', ['iterations', B]);
+  outer.output(EAGLE_LOOP_IO.counts, 'int64', ['iterations']);
+  outer.output(EAGLE_LOOP_IO.finalRootToken, 'int64', [1]);
+  outer.output(EAGLE_LOOP_IO.finalRootOut, dtype, [1, d]);
+  outer.output(EAGLE_LOOP_IO.finalLength, 'int64', []);
+  for (const i of targetLayers) {
+    outer.output(EAGLE_LOOP_IO.finalTargetKey(i), dtype, cacheShape(targetKv));
+    outer.output(EAGLE_LOOP_IO.finalTargetValue(i), dtype, cacheShape(targetKv));
+  }
+  for (const j of eagleLayers) {
+    outer.output(EAGLE_LOOP_IO.finalEagleKey(j), dtype, cacheShape(eagleKv));
+    outer.output(EAGLE_LOOP_IO.finalEagleValue(j), dtype, cacheShape(eagleKv));
+  }
+  outer.setMetadata('fr-spec.graph', EAGLE_LOOP_GRAPH);
+  outer.setMetadata('fr-spec.tree', JSON.stringify({ ...tree, verified: T }));
+  return outer.toModel();
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** The float type of a loop's caches (for callers that only know the dtype name). */
+export type EagleLoopDType = FloatDType;
