@@ -1,0 +1,209 @@
+/**
+ * The fused EAGLE-2 / FR-Spec loop (eagle_loop: a whole speculative iteration inside one ONNX Loop)
+ * against the host engine's eagle2 / fr-spec methods, token for token, on tiny exported models
+ * (fp32, fp16) and on the demo models, CPU: tree shapes (depth 1, more tokens than candidates, the
+ * GPU default), token budget, stop ids, context length, long prompts, chunked and unchunked runs.
+ * With fp32 weights the drafted trees match too, so the cycles (τ) equal the host's.
+ */
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Generator, type GenerationResult } from '../../src/engine/engine.js';
+import { FusedEagle } from '../../src/engine/fused/fused-eagle.js';
+import type { TreeShape } from '../../src/engine/methods/eagle.js';
+import { EngineModel } from '../../src/engine/model.js';
+import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
+import { SeededRandom } from '../../src/engine/random.js';
+import { loadVocabMap } from '../../src/engine/vocab-map.js';
+import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/model/fused/eagle-loop.js';
+import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
+import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
+import { writeModelSet } from '../engine/helpers/model-sets.js';
+
+const VOCAB = 32;
+const SHORT_PROMPT = [1, 5, 9, 3];
+const random = new SeededRandom(23);
+/** Longer than one prefill chunk (256 tokens). */
+const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform() * VOCAB));
+/** A frequent-token subset for FR-Spec on the tiny vocabulary (every other id, plus the low ones). */
+const SUBSET = [...new Set([0, 1, 2, 3, 4, 5, ...Array.from({ length: VOCAB / 2 }, (_, i) => 2 * i)])];
+
+interface Case {
+  name: string;
+  prompt: number[];
+  maxNewTokens: number;
+  stopIds?: number[];
+}
+
+async function hostRun(model: EngineModel, tree: TreeShape, subset: number[] | undefined, c: Case): Promise<GenerationResult> {
+  const generator = await Generator.create(model, { method: subset ? 'fr-spec' : 'eagle2', tree, vocabSubset: subset });
+  return generator.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
+}
+
+async function expectSame(model: EngineModel, fused: FusedEagle, tree: TreeShape, subset: number[] | undefined, c: Case, sameTrees: boolean, chunks: (number | undefined)[] = [undefined, 1, 5]): Promise<GenerationResult> {
+  const reference = await hostRun(model, tree, subset, c);
+  for (const chunk of chunks) {
+    const streamed: number[] = [];
+    const result = await fused.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds, chunk, onTokens: (ids) => streamed.push(...ids) });
+    const label = `${c.name}, chunk ${chunk ?? 'all'}`;
+    expect(result.tokens, label).to.deep.equal(reference.tokens);
+    expect(result.stopReason, label).to.equal(reference.stopReason);
+    expect(streamed, label).to.deep.equal(reference.tokens);
+    if (sameTrees) expect(result.stats.cycles, `${label}: cycles`).to.equal(reference.stats.cycles);
+  }
+  return reference;
+}
+
+describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CPU)', function () {
+  let root: string;
+  const sets = {
+    fp32: { vocabSize: VOCAB, attention: 0.5, seed: 3 },
+    fp16: { vocabSize: VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
+  };
+  const dirs: Record<string, string> = {};
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fr-spec-fused-eagle-'));
+    for (const [name, options] of Object.entries(sets)) dirs[name] = (await writeModelSet(join(root, name), options)).dir;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('counts candidates and verified tokens as the host tree does', () => {
+    expect(candidateCount({ depth: 6, topK: 10, tokens: 60 })).to.equal(10 + 5 * 100);
+    expect(verifiedTokens({ depth: 6, topK: 10, tokens: 60 })).to.equal(60);
+    expect(verifiedTokens({ depth: 1, topK: 3, tokens: 60 })).to.equal(4);
+    expect(verifiedTokens({ depth: 2, topK: 2, tokens: 50 })).to.equal(1 + 2 + 4);
+  });
+
+  it('builds one Loop whose weights point into weights.data, each stored tensor adopted once', () => {
+    const read = (file: string) => decodeModel(readFileSync(join(dirs.fp32, file)));
+    const target = read('target.onnx');
+    const eagle = read('eagle.onnx');
+    const config = JSON.parse(readFileSync(join(dirs.fp32, 'config.json'), 'utf8'));
+    const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
+    const tree = { depth: 3, topK: 3, tokens: 8 };
+    const loop = buildEagleLoopModel({ target, eagle, head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree });
+    expect(loop.graph.node.map((n) => n.op_type)).to.deep.equal(['Loop']);
+    expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
+    const external = loop.graph.initializer.filter((i) => i.data_location === OnnxDataLocation.EXTERNAL);
+    const ranges = external.map((i) => JSON.stringify(i.external_data));
+    expect(new Set(ranges).size, 'no external range twice').to.equal(ranges.length);
+    // The EAGLE graph reads the target's embedding (and the head the tied table): one initializer serves all.
+    const stored = [target, eagle, read('lm_head.onnx')].flatMap((m) => m.graph.initializer.filter((i) => i.data_location === OnnxDataLocation.EXTERNAL));
+    expect(stored.length).to.be.above(external.length);
+    expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
+  });
+
+  for (const name of Object.keys(sets)) {
+    describe(`tiny ${name} model`, () => {
+      let model: EngineModel;
+      before(async () => {
+        model = await EngineModel.open(dirs[name], { ep: 'cpu', threads: 1 });
+      });
+      after(async () => model.release());
+
+      const trees: [string, TreeShape][] = [
+        ['4/4/16', { depth: 4, topK: 4, tokens: 16 }],
+        ['6/10/60 (the GPU default)', { depth: 6, topK: 10, tokens: 60 }],
+        ['depth 1', { depth: 1, topK: 3, tokens: 4 }],
+        ['more tokens than candidates', { depth: 2, topK: 2, tokens: 50 }],
+      ];
+      for (const [label, tree] of trees) {
+        for (const subset of [undefined, SUBSET]) {
+          it(`${subset ? 'fr-spec' : 'eagle2'}, tree ${label}: budget, a 300-token prompt, stop ids`, async () => {
+            const fused = await FusedEagle.create(model, { tree, vocabSubset: subset, threads: 1 });
+            try {
+              const sameTrees = name === 'fp32';
+              expect((await expectSame(model, fused, tree, subset, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 }, sameTrees)).stopReason).to.equal('max-new-tokens');
+              expect((await expectSame(model, fused, tree, subset, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 }, sameTrees)).tokens).to.have.lengthOf(2);
+              await expectSame(model, fused, tree, subset, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 30 }, sameTrees, [undefined]);
+              const free = await hostRun(model, tree, subset, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 30 });
+              for (const at of [0, 3, 11]) {
+                const reference = await expectSame(model, fused, tree, subset, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 30, stopIds: [free.tokens[at], VOCAB + 5] }, sameTrees, [undefined, 4]);
+                expect(reference.stopReason).to.equal('stop-token');
+              }
+            } finally {
+              await fused.release();
+            }
+          });
+        }
+      }
+    });
+  }
+
+  it('stops at the context length like the host engine', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1, contextLength: 26 });
+    const tree = { depth: 4, topK: 4, tokens: 16 };
+    const fused = await FusedEagle.create(model, { tree, threads: 1 });
+    try {
+      const reference = await expectSame(model, fused, tree, undefined, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 }, true);
+      expect(reference.stopReason).to.equal('context-length');
+      expect(reference.tokens).to.have.lengthOf(26 - SHORT_PROMPT.length);
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+
+  it('moves far fewer bytes per token than the host engine, and counts the graphs each iteration runs', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
+    const tree = { depth: 4, topK: 4, tokens: 16 };
+    const fused = await FusedEagle.create(model, { tree, threads: 1 });
+    try {
+      const c = { prompt: LONG_PROMPT, maxNewTokens: 40 };
+      const reference = await hostRun(model, tree, undefined, { name: '', ...c });
+      const whole = await fused.generate(c.prompt, c);
+      expect(whole.stats.bytesPerToken).to.be.below(reference.stats.bytesPerToken / 2);
+      expect(whole.stats.cycles).to.be.above(1);
+      // Prefill: 2 target chunks; then one target forward, 4 EAGLE forwards and 4 head runs per cycle.
+      expect(whole.stats.targetForwards).to.equal(2 + whole.stats.cycles);
+      expect(whole.stats.headRuns).to.equal(4 * whole.stats.cycles);
+      expect(whole.stats.meanAcceptanceLength).to.equal(reference.stats.meanAcceptanceLength);
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+
+  it('refuses sampling', async () => {
+    const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
+    const fused = await FusedEagle.create(model, { tree: { depth: 2, topK: 2, tokens: 4 }, threads: 1 });
+    try {
+      let error: Error | undefined;
+      await fused.generate(SHORT_PROMPT, { maxNewTokens: 4, sampling: { temperature: 1, topP: 1 } }).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/greedily/);
+    } finally {
+      await fused.release();
+      await model.release();
+    }
+  });
+});
+
+describe('fused eagle loop on the demo models (CPU)', function () {
+  let model: EngineModel;
+  before(async function () {
+    if (!existsSync(join(DEMO_MODEL_DIR, 'config.json'))) this.skip();
+    model = await EngineModel.open(DEMO_MODEL_DIR, { ep: 'cpu' });
+  });
+  after(async () => model?.release());
+
+  const PROMPT = [128000, 791, 6864, 315, 9822, 374];
+
+  for (const method of ['eagle2', 'fr-spec'] as const) {
+    it(`${method} equals the host engine token for token (EOS ids, a stop id), same cycles`, async () => {
+      const subset = method === 'fr-spec' ? Array.from(loadVocabMap(undefined, { dir: DEMO_MODEL_DIR, vocabSize: model.config.vocab_size, tokenizerVocabSize: model.config.vocab_size }).ids) : undefined;
+      const tree = { depth: 4, topK: 4, tokens: 16 };
+      const fused = await FusedEagle.create(model, { tree, vocabSubset: subset });
+      try {
+        const eos = model.config.eos_token_ids;
+        await expectSame(model, fused, tree, subset, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos }, true, [undefined, 16]);
+        const free = await hostRun(model, tree, subset, { name: '', prompt: PROMPT, maxNewTokens: 20 });
+        const reference = await expectSame(model, fused, tree, subset, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[7]] }, true, [undefined]);
+        expect(reference.stopReason).to.equal('stop-token');
+      } finally {
+        await fused.release();
+      }
+    });
+  }
+});
