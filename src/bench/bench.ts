@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { resolveExecutionProvider } from '../model/ort-runtime.js';
+import { FUSED_METHODS, type EngineChoice } from '../engine/engine.js';
 import { UserError } from '../util/errors.js';
 import { loadDataset, type Dataset, type DatasetRequest } from './dataset/load.js';
 import { defaultMethodList, headlineMethodList, parseMethodList, resolveMethods } from './methods.js';
@@ -31,6 +32,8 @@ export interface BenchRequest {
   runs: number;
   warmup: number;
   ep: 'cuda' | 'cpu' | 'auto';
+  /** Which decoding engine (src/engine/engine.ts's EngineChoice); default auto: fused on CUDA for greedy vanilla, eagle2 and fr-spec. */
+  engine?: EngineChoice;
   out: string;
   /** Replaces the dataset's system prompt (chat prompts); "" for none. */
   system?: string;
@@ -59,7 +62,10 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   const model = readModelInfo(request.modelDir, request.vocabMaps);
   const methods = resolveMethods(parseMethodList(request.methods ?? (request.quick ? headlineMethodList(model) : defaultMethodList(model))), model);
   const style = promptStyle(dataset, request);
-  const device = (deps.resolveDevice ?? resolveExecutionProvider)(request.ep);
+  const ep = (deps.resolveDevice ?? resolveExecutionProvider)(request.ep);
+  const engine = request.engine ?? 'auto';
+  // Results of the two engines differ in speed, so the engine is part of the device a folder holds.
+  const device = `${ep}, ${engineLabel(engine, ep, request.temperature)}`;
   const plan: BenchPlan = {
     questions: dataset.questions,
     methods,
@@ -75,7 +81,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   let outcome: MeasureOutcome = { measured: 0, interrupted: false };
   try {
     if (pendingPairs(plan, store).length > 0) {
-      const backend = await deps.openBackend({ modelDir: model.dir, ep: device });
+      const backend = await deps.openBackend({ modelDir: model.dir, ep, engine });
       try {
         outcome = await measurePending(plan, store, backend, deps.events, deps.signal);
       } finally {
@@ -88,6 +94,12 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   }
   const saved: SavedResults = { dir: store.dir, meta: store.benchMeta, records: store.records };
   return { ...outcome, resumed, saved, summary: writeReports(saved) };
+}
+
+/** The engine in words: fused applies to greedy vanilla, eagle2 and fr-spec; other methods and sampling run on the host. */
+function engineLabel(engine: EngineChoice, ep: string, temperature: number): string {
+  const fused = temperature === 0 && (engine === 'fused' || (engine === 'auto' && ep === 'cuda'));
+  return fused ? `fused engine (${FUSED_METHODS.join(', ')}; others host)` : 'host engine';
 }
 
 function promptStyle(dataset: Dataset, request: BenchRequest): PromptStyle {

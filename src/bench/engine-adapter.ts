@@ -3,7 +3,7 @@
  * opened with EngineModel, its tokenizer for prompts (chat template via the engine's renderChat,
  * no special tokens added, as Spec-Bench and FR-Spec tokenize), and one Generator per method.
  */
-import { Generator, type MethodSettings } from '../engine/engine.js';
+import { FUSED_METHODS, Generator, type MethodSettings } from '../engine/engine.js';
 import { renderChat } from '../engine/chat-template.js';
 import { EngineModel } from '../engine/model.js';
 import { GenerationTokenizer } from '../engine/text.js';
@@ -11,7 +11,7 @@ import { readVocabMap } from '../engine/vocab-map.js';
 import { UserError } from '../util/errors.js';
 import type { BenchBackend, GenerationOptions, GenerationResult, MethodRunner, MethodRunnerFactory, MethodSpec, OpenBackend, PromptEncoder } from './types.js';
 
-export const openEngineBackend: OpenBackend = async ({ modelDir, ep, onWarning }) => {
+export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, onWarning }) => {
   const model = await EngineModel.open(modelDir, { ep });
   try {
     const tokenizer = await GenerationTokenizer.load(modelDir);
@@ -21,7 +21,7 @@ export const openEngineBackend: OpenBackend = async ({ modelDir, ep, onWarning }
       encodePlain: (text) => tokenizer.loaded.encode(text),
     };
     const createRunner: MethodRunnerFactory = async (spec) => {
-      const settings: MethodSettings = { method: spec.method };
+      const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !FUSED_METHODS.includes(spec.method) ? 'host' : engine };
       if (spec.method === 'fr-spec') {
         const map = readVocabMap(vocabFileOf(spec), { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
         for (const warning of map.warnings) onWarning?.(warning);
@@ -46,6 +46,7 @@ function vocabFileOf(spec: MethodSpec): string {
 function engineRunner(name: string, generator: Generator, tokenizer: GenerationTokenizer, stopIds: readonly number[]): MethodRunner {
   return {
     name,
+    close: () => generator.release(),
     async generate(promptIds: readonly number[], options: GenerationOptions): Promise<GenerationResult> {
       // Every commit after the first token (which comes from the prompt's forward, not from a
       // decoding step) is one step's accepted drafts + 1.

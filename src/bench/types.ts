@@ -3,6 +3,7 @@
  * method, and what it gets back. The decoding engine plugs in through `BenchBackend`
  * (src/bench/engine-adapter.ts); tests plug in fakes.
  */
+import type { EngineChoice } from '../engine/engine.js';
 
 /** One benchmark item: one or more user turns, asked in order in one conversation. */
 export interface BenchQuestion {
@@ -100,6 +101,7 @@ export interface BenchBackend {
 export interface BackendRequest {
   modelDir: string;
   ep: 'cuda' | 'cpu' | 'auto';
+  engine?: EngineChoice;
   /** Doubts worth a line on stderr that do not stop the run. */
   onWarning?: (message: string) => void;
 }

@@ -5,8 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { checkModelSupports, Generator, isMethod, METHODS, type GenerationResult, type Method, type MethodSettings } from '../engine/engine.js';
-import { ENGINES, FusedVanilla, type EngineKind } from '../engine/fused/fused-vanilla.js';
+import { checkModelSupports, ENGINES, FUSED_METHODS, Generator, isMethod, METHODS, type EngineChoice, type GenerationResult, type Method, type MethodSettings } from '../engine/engine.js';
 import { EngineModel } from '../engine/model.js';
 import { DEMO_MODEL_DIR } from '../engine/paths.js';
 import { formatProfile, summarizeProfiles, type GenerationProfile } from '../engine/profile.js';
@@ -35,7 +34,7 @@ interface GenerateFlags {
   gamma?: number;
   json?: boolean;
   stats?: boolean;
-  engine: EngineKind;
+  engine: EngineChoice;
   chunk?: number;
   profile?: string;
 }
@@ -87,8 +86,8 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--tree-topk <k>', 'eagle2 / fr-spec: children per expanded node (default 10 on CUDA, 4 on the CPU)', parsePositiveInt('--tree-topk'))
     .option('--tree-tokens <n>', 'eagle2 / fr-spec: tokens verified per step, root included (default 60 on CUDA, 16 on the CPU)', parsePositiveInt('--tree-tokens'))
     .option('--gamma <g>', 'sps / ouroboros: drafted tokens per step (default 4 / 6)', parsePositiveInt('--gamma'))
-    .addOption(new Option('--engine <kind>', 'vanilla only: host (one graph run per token, KV cache on the host) or fused (greedy decoding inside one ONNX Loop, KV cache kept by the execution provider)').choices([...ENGINES]).default('host'))
-    .option('--chunk <n>', '--engine fused: most tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
+    .addOption(new Option('--engine <kind>', `host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (greedy ${FUSED_METHODS.join(', ')}); auto: fused on CUDA where it applies, else host`).choices([...ENGINES]).default('auto'))
+    .option('--chunk <n>', 'fused engine: most new tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
     .option('--profile <dir>', 'onnxruntime session profiling: write each session\'s trace into <dir> and print session.run, kernel and outside-kernel time as shares of wall time (stderr; --json: stats.profile)')
@@ -110,7 +109,7 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
   try {
     checkModelSupports(model, method);
     const tokenizer = await GenerationTokenizer.load(modelDir);
-    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens } };
+    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens }, engine: flags.engine, chunk: flags.chunk };
     if (method === 'fr-spec') {
       const map = loadVocabMap(flags.vocabMap, { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
       for (const warning of map.warnings) io.stderr.write(`fr-spec: warning: ${warning}\n`);
@@ -128,15 +127,12 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
       onTokens: flags.json ? undefined : (ids: readonly number[]) => io.stdout.write(stream.push(ids)),
     };
     let result: GenerationResult;
-    if (flags.engine === 'fused') {
-      const fused = await FusedVanilla.create(model, { profileDir });
-      try {
-        result = await fused.generate(prompt, { ...options, chunk: flags.chunk });
-        fused.endProfiling();
-      } finally {
-        await fused.release();
-      }
-    } else result = await generator.generate(prompt, options);
+    try {
+      result = await generator.generate(prompt, options);
+      generator.endProfiling();
+    } finally {
+      await generator.release();
+    }
     let profile: GenerationProfile | undefined;
     if (profileDir !== undefined) {
       await model.endProfiling();
@@ -162,7 +158,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     top_p: flags.topP,
     seed: flags.seed,
     ep,
-    engine: flags.engine,
+    engine: flags.temperature === 0 ? generator.engine : 'host',
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
@@ -183,10 +179,10 @@ function checkMethod(flags: GenerateFlags): Method {
   for (const [value, option] of [[flags.treeDepth, '--tree-depth'], [flags.treeTopk, '--tree-topk'], [flags.treeTokens, '--tree-tokens']] as const) misplaced(value, tree, option, 'eagle2 and fr-spec');
   misplaced(flags.gamma, drafted, '--gamma', 'sps and ouroboros');
   if (flags.engine === 'fused') {
-    if (method !== 'vanilla') throw new UserError(`--engine fused runs --method vanilla only so far, not ${method}`);
+    if (!FUSED_METHODS.includes(method)) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
     if (flags.temperature !== 0) throw new UserError('--engine fused decodes greedily only (--temperature 0)');
   }
-  misplaced(flags.chunk, flags.engine === 'fused', '--chunk', '--engine fused');
+  if (flags.chunk !== undefined && (flags.engine === 'host' || !FUSED_METHODS.includes(method))) throw new UserError(`--chunk applies to the fused engine (greedy ${FUSED_METHODS.join(', ')}), not to --engine ${flags.engine} --method ${method}`);
   return method;
 }
 

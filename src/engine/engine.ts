@@ -4,6 +4,8 @@
  */
 import { UserError } from '../util/errors.js';
 import { decoderGraph, eagleGraph, KvDecoder } from './decoder.js';
+import { FusedEagle } from './fused/fused-eagle.js';
+import { FusedVanilla } from './fused/fused-vanilla.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
 import { runEagle, type TopKHead, type TreeShape } from './methods/eagle.js';
@@ -34,8 +36,21 @@ export const DEFAULT_GAMMA: Record<'sps' | 'ouroboros', number> = { sps: 4, ouro
 /** Spec-Bench's Ouroboros setting: N = 5 (phrases of 4), G = 15, top-k 3. */
 export const DEFAULT_PHRASES = { phraseLength: 4, poolCapacity: 15, suffixes: 3 };
 
+export const ENGINES = ['auto', 'host', 'fused'] as const;
+export type EngineChoice = (typeof ENGINES)[number];
+/** Methods the fused device loop runs (greedy). */
+export const FUSED_METHODS: readonly Method[] = ['vanilla', 'eagle2', 'fr-spec'];
+
 export interface MethodSettings {
   method: Method;
+  /**
+   * host: TypeScript drives every graph run (KV caches on the host); fused: the decoding loop inside
+   * one ONNX Loop (caches stay on the device; greedy vanilla, eagle2 and fr-spec); auto (default):
+   * fused on CUDA for greedy generations of those methods, host otherwise.
+   */
+  engine?: EngineChoice;
+  /** fused: most new tokens per Loop run (the caches come back between runs); default: all in one run. */
+  chunk?: number;
   /** eagle2 / fr-spec. */
   tree?: Partial<TreeShape>;
   /** sps / ouroboros: drafted tokens per cycle. */
@@ -77,6 +92,9 @@ export class Generator {
     private readonly suffixes: number,
     private readonly head?: TopKHead,
     phrases?: { phraseLength: number; poolCapacity: number },
+    private readonly fused?: FusedVanilla | FusedEagle,
+    private readonly fusedOnly = false,
+    private readonly chunk?: number,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
   }
@@ -99,7 +117,31 @@ export class Generator {
       head = await sessions.subsetHead(settings.vocabSubset);
     }
     if (head && tree.topK > head.vocabSize) throw new UserError(`--tree-topk ${tree.topK} exceeds the draft head's vocabulary of ${head.vocabSize} tokens`);
-    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined);
+    const engine = settings.engine ?? 'auto';
+    if (!(ENGINES as readonly string[]).includes(engine)) throw new UserError(`unknown engine "${String(engine)}"; choose one of ${ENGINES.join(', ')}`);
+    const fusable = FUSED_METHODS.includes(method);
+    if (engine === 'fused' && !fusable) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
+    if (settings.chunk !== undefined && !(Number.isInteger(settings.chunk) && settings.chunk >= 1)) throw new UserError(`--chunk must be a whole number ≥ 1, got ${settings.chunk}`);
+    let fused: FusedVanilla | FusedEagle | undefined;
+    if (engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda')) {
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir }) : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir });
+    }
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, engine === 'fused', settings.chunk);
+  }
+
+  /** The engine a greedy generation runs on. */
+  get engine(): 'host' | 'fused' {
+    return this.fused ? 'fused' : 'host';
+  }
+
+  /** Releases the fused loop's session, if any (the model's sessions belong to the model). */
+  async release(): Promise<void> {
+    await this.fused?.release();
+  }
+
+  /** With profiling on: ends the fused loop session's profiling (the model ends its own sessions'). */
+  endProfiling(): void {
+    this.fused?.endProfiling();
   }
 
   get treeShape(): TreeShape {
@@ -114,6 +156,8 @@ export class Generator {
   async generate(prompt: readonly number[], options: GenerateOptions): Promise<GenerationResult> {
     const sampling = options.sampling ?? GREEDY;
     checkSampling(sampling);
+    if (this.fused && isGreedy(sampling)) return this.fused.generate(prompt, { ...options, chunk: this.chunk });
+    if (this.fusedOnly) throw new UserError('--engine fused decodes greedily only (temperature 0); use --engine host or auto for sampling');
     const vocabSize = this.model.config.vocab_size;
     const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
     if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);

@@ -32,13 +32,16 @@ export class EngineModel {
     private readonly ort: Ort,
     private readonly options: ort.InferenceSession.SessionOptions,
     readonly contextLength: number,
+    /** What the model was opened with: sessions built later (fused loops) use the same. */
+    readonly threads?: number,
+    readonly profileDir?: string,
   ) {}
 
   static async open(dir: string, options: EngineModelOptions = {}): Promise<EngineModel> {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model folder ${dir} not found`);
     const sessions = await ModelSessions.open(dir, { ep: options.ep ?? 'auto', threads: options.threads, profileDir: options.profileDir });
     const contextLength = options.contextLength ?? sessions.folder.config.target.architecture.max_position_embeddings ?? DEFAULT_CONTEXT_LENGTH;
-    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, { threads: options.threads, profileDir: options.profileDir }), contextLength);
+    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, { threads: options.threads, profileDir: options.profileDir }), contextLength, options.threads, options.profileDir);
   }
 
   get config() {

@@ -63,7 +63,7 @@ describe('fr-spec bench (CLI)', function () {
   it('runs a Spec-Bench file and prints the tables; the folder holds every output', async function () {
     const run = await runCli(['bench', '--model', model, '--dataset', 'spec-bench', '--data', data, '--methods', 'vanilla,eagle2,fr-spec:16', '--warmup', '1', '--out', 'out']);
     expect(run.error).to.equal(undefined);
-    expect(run.stdout).to.match(/^tiny-target on spec-bench, cpu \(greedy, max 1024 new tokens, chat template, 1 run\(s\), 1 warm-up\)/);
+    expect(run.stdout).to.match(/^tiny-target on spec-bench, cpu, host engine \(greedy, max 1024 new tokens, chat template, 1 run\(s\), 1 warm-up\)/);
     expect(run.stdout).to.match(/method\s+category\s+questions\s+new tokens\s+tokens\/s\s+τ\s+vs vanilla\s+vs eagle2\s+equals vanilla/);
     expect(run.stdout).to.match(/fr-spec:16\s+mt_bench\s+1\s/);
     expect(run.stdout).to.match(/speedup over vanilla \(τ\):\nmethod\s+mt_bench\s+translation\s+qa\s+all/);
@@ -82,7 +82,7 @@ describe('fr-spec bench (CLI)', function () {
     expect(fs.existsSync(path.join(tmp, 'a', 'results.md'))).to.equal(true);
     const both = await runCli(['bench', 'report', 'a', 'b', '--markdown', 'compare.md']);
     expect(both.error).to.equal(undefined);
-    expect(both.stdout).to.match(/^a: tiny-target on spec, cpu \(greedy, max 1024 new tokens.*\nb: .*max 8 new tokens.*\nnote: the folders used different generation settings\n\nmethod\s+category\s+tok\/s a\s+τ a\s+speedup a\s+tok\/s b/);
+    expect(both.stdout).to.match(/^a: tiny-target on spec, cpu, host engine \(greedy, max 1024 new tokens.*\nb: .*max 8 new tokens.*\nnote: the folders used different generation settings\n\nmethod\s+category\s+tok\/s a\s+τ a\s+speedup a\s+tok\/s b/);
     expect(fs.readFileSync(path.join(tmp, 'compare.md'), 'utf8')).to.match(/^# fr-spec bench comparison\n\n- a: .*\n- b: .*\n- note: .*\n\n\| method \| category \| tok\/s a \|/);
     const missing = await runCli(['bench', 'report', 'nowhere']);
     expect(missing.error).to.be.instanceOf(UserError);

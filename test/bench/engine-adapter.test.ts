@@ -70,4 +70,29 @@ describe('bench over the decoding engine (tiny models, CPU)', function () {
     const twoTurns = records.find((r) => r.method === 'vanilla' && r.question === '1')!;
     expect(twoTurns.turns[1].promptTokens).to.be.greaterThan(twoTurns.turns[0].promptTokens + twoTurns.turns[0].newTokens - 1);
   });
+
+  it('--engine fused: the same tokens and τ per turn as the host engine (sps and ouroboros stay on the host)', async function () {
+    const base = (out: string, engine: 'host' | 'fused'): BenchRequest => ({
+      modelDir: model,
+      dataset: { dataset: writeJsonl(path.join(root, 'prompts-2.jsonl'), [{ question_id: 1, category: 'story', turns: ['once upon a time', 'and then'] }]) },
+      methods: 'vanilla,eagle2,fr-spec:16,sps',
+      maxNewTokens: 16,
+      temperature: 0,
+      seed: 0,
+      runs: 1,
+      warmup: 0,
+      ep: 'cpu',
+      engine,
+      out: path.join(root, out),
+    });
+    const host = await runBench(base('host', 'host'), { openBackend: openEngineBackend });
+    const fused = await runBench(base('fused', 'fused'), { openBackend: openEngineBackend });
+    expect(fused.saved.meta.device).to.match(/^cpu, fused engine/);
+    expect(host.saved.meta.device).to.equal('cpu, host engine');
+    for (const record of fused.saved.records) {
+      const reference = host.saved.records.find((r) => r.method === record.method && r.question === record.question)!;
+      expect(record.turns.map((t) => t.tokenIds), record.method).to.deep.equal(reference.turns.map((t) => t.tokenIds));
+      expect(record.turns.map((t) => t.acceptLengths), record.method).to.deep.equal(reference.turns.map((t) => t.acceptLengths));
+    }
+  });
 });

@@ -118,7 +118,7 @@ describe('bench reports', function () {
     const b = runs[1].summary.rows.find((r) => r.method === 'vanilla' && r.category === 'all')!.tokensPerSecond;
     expect(vanillaAll[8]).to.equal(`${(b / a).toFixed(2)}x`);
     expect(table.rows[8].slice(5)).to.deep.equal(['', '', '', '']);
-    expect(compareLegend(runs)[0]).to.match(/^run-a: tiny-target on q, cpu \(greedy, max 32 new tokens, chat template, 1 run\(s\), 0 warm-up\)$/);
+    expect(compareLegend(runs)[0]).to.match(/^run-a: tiny-target on q, cpu, host engine \(greedy, max 32 new tokens, chat template, 1 run\(s\), 0 warm-up\)$/);
   });
 
   it('labels folders with the same base name by their paths', function () {

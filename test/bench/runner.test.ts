@@ -153,7 +153,8 @@ describe('bench runner (fake methods, fake clocks)', function () {
       [{ maxNewTokens: 64 }, /holds results made with other settings \(--max-new-tokens 32, now 64\); use another --out, or the same settings to resume/],
       [{ temperature: 0.7 }, /--temperature 0, now 0.7/],
       [{ system: 'Be brief.' }, /another prompt style or system prompt/],
-      [{ ep: 'cuda' }, /measured on cpu, not cuda/],
+      [{ ep: 'cuda' }, /measured on cpu, host engine, not cuda, fused engine/],
+      [{ engine: 'fused' as const }, /measured on cpu, host engine, not cpu, fused engine/],
       [{ dataset: { dataset: writeJsonl(path.join(tmp, 'other.jsonl'), [{ prompt: 'x' }]) } }, /holds results for other questions/],
     ];
     for (const [overrides, pattern] of attempts) {

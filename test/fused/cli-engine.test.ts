@@ -1,7 +1,7 @@
-/** fr-spec generate --engine fused|host: same text and tokens, --stats bytes per token, and its errors. */
+/** fr-spec generate --engine auto|fused|host: same text and tokens, --stats bytes per token, and its errors. */
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerGenerate } from '../../src/cli/generate.js';
@@ -37,7 +37,7 @@ describe('cli: fr-spec generate --engine', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  const base = () => ['--model', model, '--method', 'vanilla', '--ep', 'cpu', '--max-new-tokens', '24', '--prompt', 'hello world'];
+  const base = (method = 'vanilla') => ['--model', model, '--method', method, '--ep', 'cpu', '--max-new-tokens', '24', '--prompt', 'hello world'];
 
   it('fused and host give the same tokens and text; --stats reports bytes per token for both', async () => {
     const host = await generate([...base(), '--json']);
@@ -48,7 +48,9 @@ describe('cli: fr-spec generate --engine', () => {
     expect(f.tokens).to.deep.equal(h.tokens);
     expect(c.tokens).to.deep.equal(h.tokens);
     expect(f.text).to.equal(h.text);
+    // auto is host on the CPU
     expect(h.settings).to.include({ engine: 'host' });
+    expect(f.settings).to.include({ engine: 'fused' });
     expect(c.settings).to.include({ engine: 'fused', chunk: 5 });
     expect(f.stats.bytesPerToken).to.be.below(h.stats.bytesPerToken);
 
@@ -57,13 +59,28 @@ describe('cli: fr-spec generate --engine', () => {
     expect(streamed.stderr.join('')).to.match(/per token\)/);
   });
 
-  it('refuses fused with another method, sampling, or --chunk without fused', async () => {
+  for (const method of ['eagle2', 'fr-spec']) {
+    it(`${method}: fused and host give the same tokens and text`, async () => {
+      const mapFile = join(root, 'freq_half.json');
+      writeFileSync(mapFile, JSON.stringify(Array.from({ length: Math.floor(TINY_VOCAB_SIZE / 2) }, (_, i) => 2 * i)));
+      const args = [...base(method), '--json', ...(method === 'fr-spec' ? ['--vocab-map', mapFile] : [])];
+      const host = await generate([...args, '--engine', 'host']);
+      const fused = await generate([...args, '--engine', 'fused', '--chunk', '7']);
+      for (const run of [host, fused]) expect(run.error).to.equal(undefined);
+      const [h, f] = [host, fused].map((run) => JSON.parse(run.stdout.join('')) as { text: string; tokens: number[]; settings: Record<string, unknown> });
+      expect(f.tokens).to.deep.equal(h.tokens);
+      expect(f.text).to.equal(h.text);
+      expect(f.settings).to.include({ engine: 'fused', chunk: 7 });
+    });
+  }
+
+  it('refuses fused with another method, sampling, or --chunk with the host engine', async () => {
     const errors = [
-      await generate([...base().map((a) => (a === 'vanilla' ? 'sps' : a)), '--engine', 'fused']),
+      await generate([...base('sps'), '--engine', 'fused']),
       await generate([...base(), '--engine', 'fused', '--temperature', '0.7']),
-      await generate([...base(), '--chunk', '4']),
+      await generate([...base(), '--engine', 'host', '--chunk', '4']),
     ];
-    for (const [i, pattern] of [/vanilla only/, /greedily/, /--chunk applies to --engine fused/].entries()) {
+    for (const [i, pattern] of [/runs vanilla, eagle2, fr-spec, not sps/, /greedily/, /--chunk applies to the fused engine/].entries()) {
       expect(errors[i].error, String(pattern)).to.be.instanceOf(UserError);
       expect(errors[i].error!.message).to.match(pattern);
     }

@@ -19,9 +19,6 @@ import { isGreedy } from '../sampling.js';
 import { summarize } from '../stats.js';
 import { Transcript } from '../transcript.js';
 
-export const ENGINES = ['host', 'fused'] as const;
-export type EngineKind = (typeof ENGINES)[number];
-
 /** Cache capacity is rounded up to a multiple of this (fewer distinct shapes per session). */
 export const CAPACITY_STEP = 64;
 
