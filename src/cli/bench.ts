@@ -27,6 +27,7 @@ interface BenchFlags {
   methods?: string;
   vocabMaps?: string;
   limit?: number;
+  perCategory?: number;
   maxNewTokens?: number;
   temperature: number;
   seed: number;
@@ -89,6 +90,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--methods <list>', 'comma-separated: vanilla, eagle2, fr-spec:<size>, sps, ouroboros (default: every method the model folder can run; vanilla, eagle2 and one fr-spec size for the demo models on the project prompts)')
     .option('--vocab-maps <dir>', 'a build-vocab output folder with more freq_{r}.json subsets for fr-spec:<r>')
     .option('--limit <n>', 'only the first n questions', parsePositiveInt('--limit'))
+    .option('--per-category <n>', 'only the first n questions of each category (before --limit)', parsePositiveInt('--per-category'))
     .option('--max-new-tokens <n>', 'new tokens per turn at most (default: the protocol\'s, 1024 for Spec-Bench and MT-bench, 512 for HumanEval and GSM8K; 64 for the project\'s prompts)', parsePositiveInt('--max-new-tokens'))
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (outputs are then checked against vanilla)', parseNumber('--temperature', (n) => n >= 0, 'a number ≥ 0'), 0)
     .option('--seed <s>', 'sampling seed of run 1 (run r uses seed + r - 1)', wholeAtLeastZero('--seed'), 0)
@@ -126,7 +128,7 @@ async function runBenchCommand(flags: BenchFlags, deps: BenchCliDependencies): P
   const out = flags.out ?? defaultOutDir(modelDir, dataset, deps.now());
   const request: BenchRequest = {
     modelDir,
-    dataset: { dataset, data: flags.data, fewshot: flags.fewshot, shots: flags.shots, limit: flags.limit },
+    dataset: { dataset, data: flags.data, fewshot: flags.fewshot, shots: flags.shots, limit: flags.limit, perCategory: flags.perCategory },
     methods: flags.methods,
     quick: usingDemo && embeddedPrompts,
     vocabMaps: flags.vocabMaps,

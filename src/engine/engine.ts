@@ -51,6 +51,8 @@ export interface MethodSettings {
   engine?: EngineChoice;
   /** fused: most new tokens per Loop run (the caches come back between runs); default: all in one run. */
   chunk?: number;
+  /** fused on CUDA: fail instead of placing a node of the Loop on the CPU (timing checks). */
+  strictDevice?: boolean;
   /** eagle2 / fr-spec. */
   tree?: Partial<TreeShape>;
   /** sps / ouroboros: drafted tokens per cycle. */
@@ -124,7 +126,8 @@ export class Generator {
     if (settings.chunk !== undefined && !(Number.isInteger(settings.chunk) && settings.chunk >= 1)) throw new UserError(`--chunk must be a whole number ≥ 1, got ${settings.chunk}`);
     let fused: FusedVanilla | FusedEagle | undefined;
     if (engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda')) {
-      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir }) : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir });
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice })
+          : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });
     }
     return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, engine === 'fused', settings.chunk);
   }

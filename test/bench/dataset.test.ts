@@ -124,6 +124,13 @@ describe('bench datasets', function () {
     expect(loadDataset({ dataset: 'gsm8k', data: file, limit: 2 }).questions.map((q) => q.id)).to.deep.equal(['line-9', 'line-10']);
   });
 
+  it('keeps the first n questions of each category with --per-category, then applies --limit', function () {
+    const items = ['a', 'a', 'a', 'b', 'c', 'c', 'a', 'b', 'b'].map((category, i) => ({ id: `q${i}`, category, turns: ['x'] }));
+    const file = writeJsonl(path.join(tmp, 'cats.jsonl'), items);
+    expect(loadDataset({ dataset: file, perCategory: 2 }).questions.map((q) => q.id)).to.deep.equal(['q0', 'q1', 'q3', 'q4', 'q5', 'q7']);
+    expect(loadDataset({ dataset: file, perCategory: 1, limit: 2 }).questions.map((q) => q.id)).to.deep.equal(['q0', 'q3']);
+  });
+
   it('says clearly what is wrong with bad input', function () {
     const unknown = writeJsonl(path.join(tmp, 'odd.jsonl'), [{ text: 'x', meta: {} }]);
     expectUserError(() => loadDataset({ dataset: unknown }), /odd\.jsonl: unknown dataset format \(line 1 has the fields text, meta\)/);

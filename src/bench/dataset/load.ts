@@ -35,6 +35,8 @@ export interface DatasetRequest {
   fewshot?: string;
   shots?: number;
   limit?: number;
+  /** Only the first n questions of each category (applied before `limit`). */
+  perCategory?: number;
 }
 
 export interface FileIdentity {
@@ -82,7 +84,7 @@ export function loadDataset(request: DatasetRequest): Dataset {
     format: reader.format,
     source: { file: jsonl.path, sha256: jsonl.sha256 },
     ...(fewshot && { fewshot }),
-    questions: request.limit !== undefined ? questions.slice(0, request.limit) : questions,
+    questions: firstQuestions(questions, request),
     style,
     maxNewTokens: MAX_NEW_TOKENS[reader.format],
   };
@@ -107,4 +109,14 @@ function checkUniqueIds(questions: readonly BenchQuestion[], file: string): void
     if (seen.has(q.id)) throw new UserError(`${file}: the question id ${q.id} appears twice; ids must be unique (results are stored per question)`);
     seen.add(q.id);
   }
+}
+
+function firstQuestions(questions: readonly BenchQuestion[], { limit, perCategory }: DatasetRequest): BenchQuestion[] {
+  const seen = new Map<string, number>();
+  const kept = perCategory === undefined ? [...questions] : questions.filter((q) => {
+    const n = seen.get(q.category) ?? 0;
+    seen.set(q.category, n + 1);
+    return n < perCategory;
+  });
+  return limit !== undefined ? kept.slice(0, limit) : kept;
 }

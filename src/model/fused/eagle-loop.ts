@@ -166,18 +166,20 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // Rows of the cache buffers and which of them hold committed tokens.
   const capacity = b.op('Squeeze', [b.op('Shape', [CARRIED.targetKey(0)], { start: 1, end: 2 }), i64([0])]);
   const rows = b.op('Range', [s64(0), capacity, s64(1)]);
-  const cacheVisible = b.op('Unsqueeze', [b.op('Less', [rows, length]), i64([0])]); // [1,C]
-  /** Additive attention bias [1,1,S,C+X] from the per-row visibility of the extra columns [S,X]. */
+  // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
+  const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
+  const cacheBias = b.op('Unsqueeze', [additive(b.op('Less', [rows, length])), i64([0])]); // [1,C]
+  /** Additive attention bias [1,1,S,C+X] from the 0/1 visibility of the extra columns [S,X]. */
   const biasOf = (rowCount: number, extra: string) => {
-    const cache = b.op('Expand', [cacheVisible, i64([rowCount, 1])]);
-    const visible = b.op('Concat', [cache, extra], { axis: 1 });
-    return b.op('Reshape', [b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]), i64([1, 1, rowCount, -1])]);
+    const cache = b.op('Expand', [cacheBias, i64([rowCount, 1])]);
+    const bias = b.op('Concat', [cache, additive(b.op('Greater', [extra, b.scalar('float32', 0.5)]))], { axis: 1 });
+    return b.op('Reshape', [bias, i64([1, 1, rowCount, -1])]);
   };
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
-  const eye = (n: number) => b.constant('bool', range(n * n).map((x) => Math.floor(x / n) === x % n), [n, n]);
+  const eye = (n: number) => b.constant('float32', range(n * n).map((x) => (Math.floor(x / n) === x % n ? 1 : 0)), [n, n]);
   const kRange = i64(range(k));
-  const oneHot = (rowsOfK: string) => b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])]);
+  const oneHot = (rowsOfK: string) => b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
   const runHead = (hidden: string, label: string) => headGraph.call(b, { prefix: `@head_${label}`, inputs: { [HEAD_IO.hidden]: hidden, [HEAD_IO.topK]: i64([k]) } });
 
   // ---- 1. Draft ----
@@ -192,7 +194,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     let frontierTokens = rootIds;
     let frontierScores = rootScores;
     let parentRow: string | undefined; // row of the previous expansion each frontier node hangs off
-    let ancestors: string | undefined; // [k, e·k] bool: scratch rows each frontier node sees
+    let ancestors: string | undefined; // [k, e·k] 0/1: scratch rows each frontier node sees
     let previousOut: string | undefined;
     const scratchKeys: string[][] = eagleLayers.map(() => []);
     const scratchValues: string[][] = eagleLayers.map(() => []);
@@ -264,14 +266,14 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       power = b.op('MatMul', [power, parentMatrix]);
       lineage = b.op('Add', [lineage, power]);
     }
-    return { tokens, parents, depths, lineage, visible: b.op('Greater', [lineage, b.scalar('float32', 0.5)]) };
+    return { tokens, parents, depths, lineage };
   });
 
   // ---- 2. Verify ----
   const verifyInputs: Record<string, string> = {
     [TARGET_IO.inputIds]: b.op('Reshape', [treeOf.tokens, i64([1, T])]),
     [TARGET_IO.positionIds]: positionsAt(treeOf.depths, T),
-    [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(T, treeOf.visible)),
+    [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(T, treeOf.lineage)),
   };
   for (const i of targetLayers) {
     verifyInputs[TARGET_IO.pastKey(i)] = CARRIED.targetKey(i);
@@ -291,9 +293,9 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     const depthF = b.op('Cast', [treeOf.depths], { to: ONNX_DATA_TYPE.float32 });
     const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
     const count = b.op('Add', [b.op('Gather', [treeOf.depths, deepest], { axis: 0 }), s64(1)]);
-    const onPath = b.op('Gather', [treeOf.visible, deepest], { axis: 0 });
-    const atDepth = b.op('Equal', [b.op('Unsqueeze', [blockRange, i64([1])]), b.op('Unsqueeze', [treeOf.depths, i64([0])])]);
-    const pathNodes = b.op('ArgMax', [b.op('Cast', [b.op('And', [atDepth, b.op('Unsqueeze', [onPath, i64([0])])])], { to: ONNX_DATA_TYPE.float32 })], { axis: 1, keepdims: 0 });
+    const onPath = b.op('Unsqueeze', [b.op('Gather', [treeOf.lineage, deepest], { axis: 0 }), i64([0])]); // [1,T] 0/1
+    const atDepth = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [blockRange, i64([1])]), b.op('Unsqueeze', [treeOf.depths, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
+    const pathNodes = b.op('ArgMax', [b.op('Mul', [atDepth, onPath])], { axis: 1, keepdims: 0 });
     const next = b.op('Gather', [argmax, deepest], { axis: 0 });
     const drafted = b.op('Concat', [b.op('Gather', [treeOf.tokens, b.op('Slice', [pathNodes, i64([1]), i64([B])])], { axis: 0 }), i64([-1])], { axis: 0 });
     const lastIndex = b.op('Sub', [count, s64(1)]);
@@ -312,7 +314,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const targetValues = targetLayers.map((i) => write(CARRIED.targetValue(i), b.op('Gather', [verified[TARGET_IO.newValue(i)], accept.pathNodes], { axis: 1 })));
 
   // The head catches up on the committed tokens, paired with the target's features at the path.
-  const causal = b.constant('bool', range(B * B).map((x) => x % B <= Math.floor(x / B)), [B, B]);
+  const causal = b.constant('float32', range(B * B).map((x) => (x % B <= Math.floor(x / B) ? 1 : 0)), [B, B]);
   const catchUpInputs: Record<string, string> = {
     [EAGLE_IO.inputIds]: b.op('Reshape', [b.op('Max', [accept.block, s64(0)]), i64([1, B])]),
     [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], accept.pathNodes], { axis: 1 }),

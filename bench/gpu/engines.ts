@@ -1,0 +1,164 @@
+/**
+ * The fused device loop against the host engine, per method, on one model and one machine
+ * (issue 7's measurement): tokens/s, τ, KiB moved per token, whether every run's tokens equal the
+ * host vanilla decoding, and the fraction of the HBM roofline reached.
+ *
+ *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
+ *        [--engines host,fused] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--json OUT.json]
+ *
+ * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
+ * cannot produce more than τ × B / (target weight bytes) tokens per second (τ = 1 for vanilla).
+ * Weight bytes are the target graph's initializers (each stored tensor once), i.e. what one forward
+ * reads; pass the bandwidth measured on the machine (bench/gpu/bandwidth.py).
+ * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
+ * default: four built-in prompts. Chat template applied.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { renderChat } from '../../src/engine/chat-template.js';
+import { Generator, type EngineChoice, type MethodSettings } from '../../src/engine/engine.js';
+import { EngineModel } from '../../src/engine/model.js';
+import { GenerationTokenizer } from '../../src/engine/text.js';
+import { loadVocabMap } from '../../src/engine/vocab-map.js';
+import { OnnxDataLocation, decodeModel } from '../../src/model/onnx/proto.js';
+import type { ExecutionProviderChoice } from '../../src/model/ort-runtime.js';
+
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    ep: { type: 'string', default: 'cuda' },
+    methods: { type: 'string', default: 'vanilla,eagle2,fr-spec:32768' },
+    engines: { type: 'string', default: 'host,fused' },
+    'max-new-tokens': { type: 'string', default: '256' },
+    repeats: { type: 'string', default: '2' },
+    'bandwidth-gbs': { type: 'string' },
+    'no-stop': { type: 'boolean', default: false },
+    tree: { type: 'string' },
+    prompts: { type: 'string' },
+    limit: { type: 'string' },
+    strict: { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+const dir = positionals[0];
+if (!dir) throw new Error('usage: engines.ts MODEL_DIR [options]');
+const maxNewTokens = Number(flags['max-new-tokens']);
+const repeats = Number(flags.repeats);
+const bandwidth = flags['bandwidth-gbs'] === undefined ? undefined : Number(flags['bandwidth-gbs']) * 1e9;
+const tree = flags.tree ? (([depth, topK, tokens]) => ({ depth, topK, tokens }))(flags.tree.split('/').map(Number)) : undefined;
+
+const BUILT_IN = [
+  'The capital of France is',
+  'Write a short story about a robot who learns to paint.',
+  'Explain how a hash table works, with an example in Python.',
+  'List five facts about the Moon.',
+];
+function promptTexts(): string[] {
+  if (!flags.prompts) return BUILT_IN;
+  const lines = readFileSync(flags.prompts, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const texts = lines.map((l) => {
+    const item = JSON.parse(l) as { turns?: string[]; prompt?: string };
+    return item.turns?.[0] ?? item.prompt ?? '';
+  });
+  return texts.slice(0, flags.limit ? Number(flags.limit) : texts.length);
+}
+
+/** Bytes of the target graph's weights (each stored tensor once). */
+function targetWeightBytes(modelDir: string): number {
+  const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { target: { file: string } };
+  const model = decodeModel(readFileSync(join(modelDir, config.target.file)));
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const init of model.graph.initializer) {
+    if (init.data_location === OnnxDataLocation.EXTERNAL) {
+      const entry = Object.fromEntries((init.external_data ?? []).map((e) => [e.key, e.value]));
+      const key = `${entry.location}|${entry.offset}|${entry.length}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      bytes += Number(entry.length ?? 0);
+    } else bytes += init.raw_data?.byteLength ?? 0;
+  }
+  return bytes;
+}
+
+const model = await EngineModel.open(dir, { ep: flags.ep as ExecutionProviderChoice });
+const tokenizer = await GenerationTokenizer.load(dir);
+const stopIds = flags['no-stop'] ? [] : [...new Set([...tokenizer.stopIds, ...model.config.eos_token_ids])];
+const prompts = await Promise.all(promptTexts().map(async (text) => tokenizer.loaded.encode(await renderChat(tokenizer.loaded, [{ role: 'user', content: text }]))));
+const weightBytes = targetWeightBytes(dir);
+
+interface Row {
+  method: string;
+  engine: string;
+  tokensPerSecond: number;
+  tau: number;
+  kibPerToken: number;
+  tokens: number;
+  equalsVanilla: boolean;
+  rooflineTokensPerSecond?: number;
+  rooflineFraction?: number;
+}
+
+process.stdout.write(
+  `model ${dir}, ep ${model.sessions.ep}, ${prompts.length} prompts × ${repeats} repeats, ≤ ${maxNewTokens} new tokens${flags['no-stop'] ? ' (stop ids ignored)' : ''}; ` +
+    `target weights ${(weightBytes / 1e6).toFixed(1)} MB per forward${bandwidth ? `, bandwidth ${(bandwidth / 1e9).toFixed(0)} GB/s` : ''}\n`,
+);
+const reference = new Map<number, number[]>();
+const rows: Row[] = [];
+for (const spec of flags.methods.split(',')) {
+  const [method, size] = spec.split(':');
+  for (const engine of flags.engines.split(',') as EngineChoice[]) {
+    const settings: MethodSettings = { method: method as MethodSettings['method'], engine, tree, strictDevice: flags.strict };
+    if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
+    const generator = await Generator.create(model, settings);
+    try {
+      await generator.generate(prompts[0], { maxNewTokens: 32, stopIds }); // warm-up (kernels, shapes)
+      let tokens = 0;
+      let seconds = 0;
+      let bytes = 0;
+      let cycles = 0;
+      let inCycles = 0;
+      let equal = true;
+      for (let r = 0; r < repeats; r++) {
+        for (const [i, prompt] of prompts.entries()) {
+          const result = await generator.generate(prompt, { maxNewTokens, stopIds });
+          if (method === 'vanilla' && engine === flags.engines.split(',')[0] && r === 0) reference.set(i, result.tokens);
+          else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) equal = false;
+          tokens += result.stats.newTokens;
+          seconds += result.stats.seconds;
+          bytes += result.stats.bytesMoved;
+          cycles += result.stats.cycles;
+          inCycles += result.stats.meanAcceptanceLength * result.stats.cycles;
+        }
+      }
+      const tau = cycles > 0 ? inCycles / cycles : 1;
+      const row: Row = { method: spec, engine: generator.engine, tokensPerSecond: tokens / seconds, tau, kibPerToken: bytes / tokens / 1024, tokens, equalsVanilla: equal };
+      if (bandwidth) {
+        row.rooflineTokensPerSecond = (tau * bandwidth) / weightBytes;
+        row.rooflineFraction = row.tokensPerSecond / row.rooflineTokensPerSecond;
+      }
+      rows.push(row);
+      process.stdout.write(
+        `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
+          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${equal ? 'tokens equal vanilla' : 'TOKENS DIFFER FROM VANILLA'}\n`,
+      );
+    } finally {
+      await generator.release();
+    }
+  }
+}
+const find = (method: string, engine: string) => rows.find((r) => r.method === method && r.engine === engine);
+for (const engine of ['host', 'fused']) {
+  const vanilla = find('vanilla', engine);
+  const eagle = find('eagle2', engine);
+  for (const row of rows.filter((r) => r.engine === engine && r.method !== 'vanilla')) {
+    const parts = [`${row.method} ${engine}:`];
+    if (vanilla) parts.push(`${(row.tokensPerSecond / vanilla.tokensPerSecond).toFixed(2)}× vanilla`);
+    if (eagle && row !== eagle) parts.push(`${(row.tokensPerSecond / eagle.tokensPerSecond).toFixed(2)}× eagle2, τ ${((100 * row.tau) / eagle.tau).toFixed(1)}% of eagle2's`);
+    if (parts.length > 1) process.stdout.write(`${parts.join(' ')}\n`);
+  }
+}
+if (flags.json) writeFileSync(flags.json, `${JSON.stringify({ model: dir, ep: model.sessions.ep, prompts: prompts.length, repeats, maxNewTokens, weightBytes, bandwidth, rows }, null, 2)}\n`);
+await model.release();

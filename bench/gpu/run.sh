@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The GPU benchmark of record, end to end, in resumable steps of under 10 minutes (docs/bench-gpu.md).
+#
+#   bench/gpu/run.sh RUN [STEP...]
+#
+#   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
+#   STEP  data target eagle draft export engines greedy sampling, or all (the default). Training steps
+#         stop at their call budget with exit code 75: run the same command again to continue. Bench
+#         steps are resumable too (each measured pair is saved; rerunning skips what is done).
+#
+# Environment:
+#   CORPUS          folder of corpus shards for the data step (.jsonl / .jsonl.gz / .jsonl.xz; default training/corpus/a)
+#   BENCH_DATA      folder with spec_bench.jsonl, human_eval.jsonl, gsm8k.jsonl (default ../shared/bench-data)
+#   TARGET_MINUTES, EAGLE_MINUTES, DRAFT_MINUTES   training budgets (default 6, 3, 1.5: the whole run fits 30 minutes)
+#   PER_CATEGORY    Spec-Bench questions per category (default 10); CODE_MATH_LIMIT: HumanEval / GSM8K questions (default 10)
+#   MAX_NEW         new tokens per turn (default 256)
+#   METHODS         default vanilla,sps,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,ouroboros
+#   SAMPLING_METHODS  methods at temperature 1 (default vanilla,sps,eagle2,fr-spec:32768)
+#   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
+#   NODE, PYTHON    interpreters (default node, python3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+RUN=$1
+shift
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(all)
+[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export engines greedy sampling)
+
+CORPUS=${CORPUS:-$REPO/training/corpus/a}
+BENCH_DATA=${BENCH_DATA:-$REPO/../shared/bench-data}
+PER_CATEGORY=${PER_CATEGORY:-10}
+CODE_MATH_LIMIT=${CODE_MATH_LIMIT:-10}
+MAX_NEW=${MAX_NEW:-256}
+METHODS=${METHODS:-vanilla,sps,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,ouroboros}
+SAMPLING_METHODS=${SAMPLING_METHODS:-vanilla,sps,eagle2,fr-spec:32768}
+STEP_SECONDS=${STEP_SECONDS:-540}
+NODE=${NODE:-node}
+PYTHON=${PYTHON:-python3}
+export NODE PYTHON
+RESULTS=$RUN/results
+mkdir -p "$RESULTS"
+
+log() { echo "$*" | tee -a "$RESULTS/commands.txt"; }
+
+train() {
+  local step=$1 minutes=$2
+  log "STEP_ARGS=\"--minutes $minutes\" training/run.sh bench $RUN $step"
+  STEP_ARGS="--minutes $minutes" training/run.sh bench "$RUN" "$step"
+}
+
+# One fr-spec bench invocation, stopped after STEP_SECONDS so that a step stays under the GPU runner's limit.
+bench() {
+  local name=$1
+  shift
+  local cmd=("$NODE" bin/fr-spec bench --model "$RUN/model" --ep cuda --max-new-tokens "$MAX_NEW" --quiet --out "$RESULTS/$name" "$@")
+  log "${cmd[*]}"
+  local status=0
+  timeout --signal=INT "$STEP_SECONDS" "${cmd[@]}" > "$RESULTS/$name.txt" 2> "$RESULTS/$name.err" || status=$?
+  if [ "$status" = 124 ] || [ "$status" = 130 ]; then
+    echo "bench/gpu/run.sh: $name stopped after $STEP_SECONDS s; run the same step again to continue" >&2
+    exit 75
+  fi
+  [ "$status" = 0 ] || { cat "$RESULTS/$name.err" >&2; exit "$status"; }
+  cat "$RESULTS/$name.txt"
+}
+
+datasets() {
+  local suffix=$1 methods=$2
+  shift 2
+  bench "spec-bench-$suffix" --dataset spec-bench --data "$BENCH_DATA/spec_bench.jsonl" --per-category "$PER_CATEGORY" --methods "$methods" "$@"
+  bench "humaneval-$suffix" --dataset humaneval --data "$BENCH_DATA/human_eval.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$methods" "$@"
+  bench "gsm8k-$suffix" --dataset gsm8k --data "$BENCH_DATA/gsm8k.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$methods" "$@"
+}
+
+for step in "${STEPS[@]}"; do
+  started=$(date +%s)
+  echo "== $step"
+  case "$step" in
+    data)
+      shopt -s nullglob
+      shards=("$CORPUS"/*.jsonl "$CORPUS"/*.jsonl.gz "$CORPUS"/*.jsonl.xz)
+      [ ${#shards[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no corpus shards in $CORPUS" >&2; exit 2; }
+      log "training/run.sh bench $RUN data -- --val-fraction 0.02 ${shards[*]}"
+      training/run.sh bench "$RUN" data -- --val-fraction 0.02 "${shards[@]}"
+      ;;
+    target) train target "${TARGET_MINUTES:-6}" ;;
+    eagle) train eagle "${EAGLE_MINUTES:-3}" ;;
+    draft) train draft "${DRAFT_MINUTES:-1.5}" ;;
+    export)
+      log "training/run.sh bench $RUN export card"
+      training/run.sh bench "$RUN" export card
+      ;;
+    engines)
+      { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; } > "$RESULTS/gpu.txt"
+      "$PYTHON" bench/gpu/bandwidth.py | tee "$RESULTS/bandwidth.txt"
+      gbs=$(sed -n 's/^bandwidth_gbs=//p' "$RESULTS/bandwidth.txt")
+      cmd=("$NODE" --import tsx bench/gpu/engines.ts "$RUN/model" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
+        --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines.json")
+      log "${cmd[*]}"
+      "${cmd[@]}" | tee "$RESULTS/engines.txt"
+      ;;
+    greedy) datasets greedy "$METHODS" --temperature 0 ;;
+    sampling) datasets t1 "$SAMPLING_METHODS" --temperature 1 ;;
+    *) echo "bench/gpu/run.sh: unknown step $step" >&2; usage ;;
+  esac
+  echo "== $step done in $(( $(date +%s) - started )) s"
+done
