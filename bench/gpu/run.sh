@@ -4,7 +4,7 @@
 #   bench/gpu/run.sh RUN [STEP...]
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
-#   STEP  data target eagle draft export engines greedy sampling, or all (the default). Training steps
+#   STEP  data target eagle draft export engines spec code-math sampling, or all (the default). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
 #
@@ -12,10 +12,13 @@
 #   CORPUS          folder of corpus shards for the data step (.jsonl / .jsonl.gz / .jsonl.xz; default training/corpus/a)
 #   BENCH_DATA      folder with spec_bench.jsonl, human_eval.jsonl, gsm8k.jsonl (default ../shared/bench-data)
 #   TARGET_MINUTES, EAGLE_MINUTES, DRAFT_MINUTES   training budgets (default 6, 3, 1.5: the whole run fits 30 minutes)
-#   PER_CATEGORY    Spec-Bench questions per category (default 10); CODE_MATH_LIMIT: HumanEval / GSM8K questions (default 10)
-#   MAX_NEW         new tokens per turn (default 256)
-#   METHODS         default vanilla,sps,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,ouroboros
-#   SAMPLING_METHODS  methods at temperature 1 (default vanilla,sps,eagle2,fr-spec:32768)
+#   PER_CATEGORY    Spec-Bench questions per category, greedy (default 10; categories are interleaved, so a
+#                   step cut short still covers all six); SAMPLING_PER_CATEGORY at temperature 1 (default 2)
+#   CODE_MATH_LIMIT HumanEval / GSM8K questions (default 10)
+#   MAX_NEW         new tokens per turn (default 128)
+#   METHODS         Spec-Bench greedy (default vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,sps,ouroboros)
+#   CODE_MATH_METHODS  HumanEval and GSM8K (default vanilla,eagle2,fr-spec:8192,fr-spec:32768)
+#   SAMPLING_METHODS   Spec-Bench at temperature 1 (default vanilla,eagle2,fr-spec:32768,sps)
 #   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
 #   NODE, PYTHON    interpreters (default node, python3)
 set -euo pipefail
@@ -28,15 +31,17 @@ RUN=$1
 shift
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(all)
-[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export engines greedy sampling)
+[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export engines spec code-math sampling)
 
 CORPUS=${CORPUS:-$REPO/training/corpus/a}
 BENCH_DATA=${BENCH_DATA:-$REPO/../shared/bench-data}
 PER_CATEGORY=${PER_CATEGORY:-10}
+SAMPLING_PER_CATEGORY=${SAMPLING_PER_CATEGORY:-2}
 CODE_MATH_LIMIT=${CODE_MATH_LIMIT:-10}
-MAX_NEW=${MAX_NEW:-256}
-METHODS=${METHODS:-vanilla,sps,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,ouroboros}
-SAMPLING_METHODS=${SAMPLING_METHODS:-vanilla,sps,eagle2,fr-spec:32768}
+MAX_NEW=${MAX_NEW:-128}
+METHODS=${METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,sps,ouroboros}
+CODE_MATH_METHODS=${CODE_MATH_METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:32768}
+SAMPLING_METHODS=${SAMPLING_METHODS:-vanilla,eagle2,fr-spec:32768,sps}
 STEP_SECONDS=${STEP_SECONDS:-540}
 NODE=${NODE:-node}
 PYTHON=${PYTHON:-python3}
@@ -56,7 +61,7 @@ train() {
 bench() {
   local name=$1
   shift
-  local cmd=("$NODE" bin/fr-spec bench --model "$RUN/model" --ep cuda --max-new-tokens "$MAX_NEW" --quiet --out "$RESULTS/$name" "$@")
+  local cmd=("$NODE" bin/fr-spec bench --model "$RUN/model" --ep cuda --max-new-tokens "$MAX_NEW" --warmup 1 --quiet --out "$RESULTS/$name" "$@")
   log "${cmd[*]}"
   local status=0
   timeout --signal=INT "$STEP_SECONDS" "${cmd[@]}" > "$RESULTS/$name.txt" 2> "$RESULTS/$name.err" || status=$?
@@ -68,13 +73,6 @@ bench() {
   cat "$RESULTS/$name.txt"
 }
 
-datasets() {
-  local suffix=$1 methods=$2
-  shift 2
-  bench "spec-bench-$suffix" --dataset spec-bench --data "$BENCH_DATA/spec_bench.jsonl" --per-category "$PER_CATEGORY" --methods "$methods" "$@"
-  bench "humaneval-$suffix" --dataset humaneval --data "$BENCH_DATA/human_eval.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$methods" "$@"
-  bench "gsm8k-$suffix" --dataset gsm8k --data "$BENCH_DATA/gsm8k.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$methods" "$@"
-}
 
 for step in "${STEPS[@]}"; do
   started=$(date +%s)
@@ -103,8 +101,12 @@ for step in "${STEPS[@]}"; do
       log "${cmd[*]}"
       "${cmd[@]}" | tee "$RESULTS/engines.txt"
       ;;
-    greedy) datasets greedy "$METHODS" --temperature 0 ;;
-    sampling) datasets t1 "$SAMPLING_METHODS" --temperature 1 ;;
+    spec) bench spec-bench-greedy --dataset spec-bench --data "$BENCH_DATA/spec_bench.jsonl" --per-category "$PER_CATEGORY" --methods "$METHODS" ;;
+    code-math)
+      bench humaneval-greedy --dataset humaneval --data "$BENCH_DATA/human_eval.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$CODE_MATH_METHODS"
+      bench gsm8k-greedy --dataset gsm8k --data "$BENCH_DATA/gsm8k.jsonl" --limit "$CODE_MATH_LIMIT" --methods "$CODE_MATH_METHODS"
+      ;;
+    sampling) bench spec-bench-t1 --dataset spec-bench --data "$BENCH_DATA/spec_bench.jsonl" --per-category "$SAMPLING_PER_CATEGORY" --temperature 1 --methods "$SAMPLING_METHODS" ;;
     *) echo "bench/gpu/run.sh: unknown step $step" >&2; usage ;;
   esac
   echo "== $step done in $(( $(date +%s) - started )) s"

@@ -90,7 +90,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--methods <list>', 'comma-separated: vanilla, eagle2, fr-spec:<size>, sps, ouroboros (default: every method the model folder can run; vanilla, eagle2 and one fr-spec size for the demo models on the project prompts)')
     .option('--vocab-maps <dir>', 'a build-vocab output folder with more freq_{r}.json subsets for fr-spec:<r>')
     .option('--limit <n>', 'only the first n questions', parsePositiveInt('--limit'))
-    .option('--per-category <n>', 'only the first n questions of each category (before --limit)', parsePositiveInt('--per-category'))
+    .option('--per-category <n>', 'only the first n questions of each category, asked one category after the other in turn (so a run stopped early covers all of them); before --limit', parsePositiveInt('--per-category'))
     .option('--max-new-tokens <n>', 'new tokens per turn at most (default: the protocol\'s, 1024 for Spec-Bench and MT-bench, 512 for HumanEval and GSM8K; 64 for the project\'s prompts)', parsePositiveInt('--max-new-tokens'))
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (outputs are then checked against vanilla)', parseNumber('--temperature', (n) => n >= 0, 'a number ≥ 0'), 0)
     .option('--seed <s>', 'sampling seed of run 1 (run r uses seed + r - 1)', wholeAtLeastZero('--seed'), 0)

@@ -124,10 +124,10 @@ describe('bench datasets', function () {
     expect(loadDataset({ dataset: 'gsm8k', data: file, limit: 2 }).questions.map((q) => q.id)).to.deep.equal(['line-9', 'line-10']);
   });
 
-  it('keeps the first n questions of each category with --per-category, then applies --limit', function () {
+  it('keeps the first n questions of each category with --per-category, interleaved, then applies --limit', function () {
     const items = ['a', 'a', 'a', 'b', 'c', 'c', 'a', 'b', 'b'].map((category, i) => ({ id: `q${i}`, category, turns: ['x'] }));
     const file = writeJsonl(path.join(tmp, 'cats.jsonl'), items);
-    expect(loadDataset({ dataset: file, perCategory: 2 }).questions.map((q) => q.id)).to.deep.equal(['q0', 'q1', 'q3', 'q4', 'q5', 'q7']);
+    expect(loadDataset({ dataset: file, perCategory: 2 }).questions.map((q) => q.id)).to.deep.equal(['q0', 'q3', 'q4', 'q1', 'q7', 'q5']);
     expect(loadDataset({ dataset: file, perCategory: 1, limit: 2 }).questions.map((q) => q.id)).to.deep.equal(['q0', 'q3']);
   });
 

@@ -111,12 +111,21 @@ function checkUniqueIds(questions: readonly BenchQuestion[], file: string): void
   }
 }
 
+/**
+ * `perCategory` keeps the first n questions of each category and interleaves the categories (one
+ * question of each in turn), so a run cut short by time still covers every category evenly.
+ */
 function firstQuestions(questions: readonly BenchQuestion[], { limit, perCategory }: DatasetRequest): BenchQuestion[] {
-  const seen = new Map<string, number>();
-  const kept = perCategory === undefined ? [...questions] : questions.filter((q) => {
-    const n = seen.get(q.category) ?? 0;
-    seen.set(q.category, n + 1);
-    return n < perCategory;
-  });
+  let kept = [...questions];
+  if (perCategory !== undefined) {
+    const byCategory = new Map<string, BenchQuestion[]>();
+    for (const q of questions) {
+      const list = byCategory.get(q.category) ?? [];
+      if (list.length < perCategory) list.push(q);
+      byCategory.set(q.category, list);
+    }
+    kept = [];
+    for (let i = 0; i < perCategory; i++) for (const list of byCategory.values()) if (i < list.length) kept.push(list[i]);
+  }
   return limit !== undefined ? kept.slice(0, limit) : kept;
 }
