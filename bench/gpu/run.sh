@@ -4,7 +4,7 @@
 #   bench/gpu/run.sh RUN [STEP...]
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
-#   STEP  data target eagle draft export engines spec code-math sampling, or all (the default). Training steps
+#   STEP  data target eagle draft export profile spec code-math sampling engines, or all (the default). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
 #
@@ -31,7 +31,7 @@ RUN=$1
 shift
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(all)
-[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export engines spec code-math sampling)
+[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export profile spec code-math sampling engines)
 
 CORPUS=${CORPUS:-$REPO/training/corpus/a}
 BENCH_DATA=${BENCH_DATA:-$REPO/../shared/bench-data}
@@ -100,6 +100,17 @@ for step in "${STEPS[@]}"; do
         --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines.json")
       log "${cmd[*]}"
       "${cmd[@]}" | tee "$RESULTS/engines.txt"
+      ;;
+    profile)
+      # Host engine with onnxruntime profiling: per-session run time of the EAGLE layer vs the draft LM head.
+      prompt=$("$PYTHON" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["turns"][0])' "$BENCH_DATA/spec_bench.jsonl")
+      for method in eagle2 fr-spec; do
+        rm -rf "$RESULTS/profile-$method"
+        cmd=("$NODE" bin/fr-spec generate --model "$RUN/model" --ep cuda --engine host --method "$method" --max-new-tokens "$MAX_NEW" --chat --stats --profile "$RESULTS/profile-$method")
+        log "${cmd[*]} <first Spec-Bench question>"
+        "${cmd[@]}" "$prompt" > /dev/null 2> "$RESULTS/profile-$method.txt"
+        cat "$RESULTS/profile-$method.txt"
+      done
       ;;
     spec) bench spec-bench-greedy --dataset spec-bench --data "$BENCH_DATA/spec_bench.jsonl" --per-category "$PER_CATEGORY" --methods "$METHODS" ;;
     code-math)
