@@ -11,7 +11,7 @@
 # Environment:
 #   CORPUS          folder of corpus shards for the data step (.jsonl / .jsonl.gz / .jsonl.xz; default training/corpus/a)
 #   BENCH_DATA      folder with spec_bench.jsonl, human_eval.jsonl, gsm8k.jsonl (default ../shared/bench-data)
-#   TARGET_MINUTES, EAGLE_MINUTES, DRAFT_MINUTES   training budgets (default 6, 3, 1.5: the whole run fits 30 minutes)
+#   TARGET_MINUTES, EAGLE_MINUTES, DRAFT_MINUTES   training budgets (default 5, 2.5, 1: the whole run fits one 30-minute machine)
 #   PER_CATEGORY    Spec-Bench questions per category, greedy (default 10; categories are interleaved, so a
 #                   step cut short still covers all six); SAMPLING_PER_CATEGORY at temperature 1 (default 2)
 #   CODE_MATH_LIMIT HumanEval / GSM8K questions (default 10)
@@ -85,9 +85,9 @@ for step in "${STEPS[@]}"; do
       log "training/run.sh bench $RUN data -- --val-fraction 0.02 ${shards[*]}"
       training/run.sh bench "$RUN" data -- --val-fraction 0.02 "${shards[@]}"
       ;;
-    target) train target "${TARGET_MINUTES:-6}" ;;
-    eagle) train eagle "${EAGLE_MINUTES:-3}" ;;
-    draft) train draft "${DRAFT_MINUTES:-1.5}" ;;
+    target) train target "${TARGET_MINUTES:-5}" ;;
+    eagle) train eagle "${EAGLE_MINUTES:-2.5}" ;;
+    draft) train draft "${DRAFT_MINUTES:-1}" ;;
     export)
       log "training/run.sh bench $RUN export card"
       training/run.sh bench "$RUN" export card
