@@ -12,7 +12,7 @@
 #           -- --val CORPUS/validation-00000.jsonl.xz CORPUS/train-00000.jsonl.xz CORPUS/train-00001.jsonl.xz
 #           (smoke defaults to the repository's corpora/sample.jsonl.gz).
 #
-# Environment: PYTHON (python3), NODE (node), STEP_ARGS (extra options for target/eagle/draft, such as
+# Environment: PYTHON (python3), NODE (node), VOCAB_MAPS (the export's FR-Spec subsets, default vocab-maps/llama3), STEP_ARGS (extra options for target/eagle/draft, such as
 # "--minutes 5" or "--device cpu"), TOKENIZER_DIR (folder with the Llama-3 tokenizer.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,13 +80,15 @@ for step in "${STEPS[@]}"; do
         [ "$PRESET" = smoke ] && { echo "run.sh: smoke run ends before the export"; exit 0; }
         exit 2
       fi
-      # The shipped FR-Spec subsets of the same corpus, without the large counts.csv and .pt copies.
-      rm -rf "$RUN/vocab-maps"
-      mkdir -p "$RUN/vocab-maps"
-      cp vocab-maps/llama3/freq_*.json vocab-maps/llama3/manifest.json "$RUN/vocab-maps/"
+      # FR-Spec subsets (VOCAB_MAPS, default the shipped vocab-maps/llama3 of the same corpus), without the
+      # large counts.csv and .pt copies.
+      MAPS=${VOCAB_MAPS:-vocab-maps/llama3}
+      rm -rf "$RUN/export-vocab-maps"
+      mkdir -p "$RUN/export-vocab-maps"
+      cp "$MAPS"/freq_*.json "$MAPS/manifest.json" "$RUN/export-vocab-maps/"
       read -r -a FLAGS <<< "$(export_args)"
       "$NODE" bin/fr-spec export --target "$RUN/target/hf" --eagle "$RUN/eagle/hf" --draft "$RUN/draft/hf" \
-        --out "$RUN/model" "${FLAGS[@]}" --vocab-maps "$RUN/vocab-maps" --force
+        --out "$RUN/model" "${FLAGS[@]}" --vocab-maps "$RUN/export-vocab-maps" --force
       ;;
     check) py check_export.py --preset "$PRESET" --out "$RUN" ;;
     card) py model_card.py --preset "$PRESET" --out "$RUN" ;;

@@ -4,12 +4,13 @@
 #   bench/gpu/run.sh RUN [STEP...]
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
-#   STEP  data target eagle draft export profile spec code-math sampling engines, or all (the default). Training steps
+#   STEP  data vocab target eagle draft export profile spec code-math sampling engines, or all (the default). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
 #
 # Environment:
-#   CORPUS          folder of corpus shards for the data step (.jsonl / .jsonl.gz / .jsonl.xz; default training/corpus/a)
+#   CORPUS          folder of corpus shards (.jsonl / .jsonl.gz / .jsonl.zst, e.g. ../shared/corpora/slimpajama-mix;
+#                   .jsonl.xz for the data step only); default ../shared/corpora/slimpajama-mix
 #   BENCH_DATA      folder with spec_bench.jsonl, human_eval.jsonl, gsm8k.jsonl (default ../shared/bench-data)
 #   TARGET_MINUTES, EAGLE_MINUTES, DRAFT_MINUTES   training budgets (default 5, 2.5, 1: the whole run fits one 30-minute machine)
 #   PER_CATEGORY    Spec-Bench questions per category, greedy (default 10; categories are interleaved, so a
@@ -31,9 +32,9 @@ RUN=$1
 shift
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(all)
-[ "${STEPS[*]}" = "all" ] && STEPS=(data target eagle draft export profile spec code-math sampling engines)
+[ "${STEPS[*]}" = "all" ] && STEPS=(data vocab target eagle draft export profile spec code-math sampling engines)
 
-CORPUS=${CORPUS:-$REPO/training/corpus/a}
+CORPUS=${CORPUS:-$REPO/../shared/corpora/slimpajama-mix}
 BENCH_DATA=${BENCH_DATA:-$REPO/../shared/bench-data}
 PER_CATEGORY=${PER_CATEGORY:-10}
 SAMPLING_PER_CATEGORY=${SAMPLING_PER_CATEGORY:-2}
@@ -80,17 +81,37 @@ for step in "${STEPS[@]}"; do
   case "$step" in
     data)
       shopt -s nullglob
-      shards=("$CORPUS"/*.jsonl "$CORPUS"/*.jsonl.gz "$CORPUS"/*.jsonl.xz)
-      [ ${#shards[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no corpus shards in $CORPUS" >&2; exit 2; }
+      shards=("$CORPUS"/train-*.jsonl "$CORPUS"/train-*.jsonl.gz "$CORPUS"/train-*.jsonl.xz)
+      # prepare_data.py reads .zst only with the python zstandard module; decompress with fr-spec's reader instead.
+      mkdir -p "$RUN/corpus"
+      for zst in "$CORPUS"/train-*.jsonl.zst; do
+        plain="$RUN/corpus/$(basename "$zst" .zst)"
+        [ -f "$plain" ] || { log "node --import tsx bench/gpu/decompress.ts $zst $plain"; "$NODE" --import tsx bench/gpu/decompress.ts "$zst" "$plain"; }
+        shards+=("$plain")
+      done
+      [ ${#shards[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no train-* corpus shards in $CORPUS" >&2; exit 2; }
       log "training/run.sh bench $RUN data -- --val-fraction 0.02 ${shards[*]}"
       training/run.sh bench "$RUN" data -- --val-fraction 0.02 "${shards[@]}"
+      ;;
+    vocab)
+      # FR-Spec's subsets, counted with the target's tokenizer over the same corpus; the export ships them.
+      shopt -s nullglob
+      shards=("$CORPUS"/train-*.jsonl "$CORPUS"/train-*.jsonl.gz "$CORPUS"/train-*.jsonl.zst)
+      [ ${#shards[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no .jsonl/.gz/.zst train shards in $CORPUS for build-vocab" >&2; exit 2; }
+      evals=("$CORPUS"/validation-*.jsonl "$CORPUS"/validation-*.jsonl.gz "$CORPUS"/validation-*.jsonl.zst)
+      cmd=("$NODE" bin/fr-spec build-vocab --tokenizer llama3 --corpus "${shards[@]}" ${evals[@]+--eval "${evals[@]}"} --workers "$(nproc)" --out "$RUN/vocab-maps" --force --quiet)
+      log "${cmd[*]}"
+      "${cmd[@]}"
       ;;
     target) train target "${TARGET_MINUTES:-5}" ;;
     eagle) train eagle "${EAGLE_MINUTES:-2.5}" ;;
     draft) train draft "${DRAFT_MINUTES:-1}" ;;
     export)
-      log "training/run.sh bench $RUN export card"
-      training/run.sh bench "$RUN" export card
+      # The subsets of the vocab step when it ran, else the shipped vocab-maps/llama3 (same command, same corpus mix).
+      maps=$REPO/vocab-maps/llama3
+      [ -f "$RUN/vocab-maps/manifest.json" ] && maps=$RUN/vocab-maps
+      log "VOCAB_MAPS=$maps training/run.sh bench $RUN export card"
+      VOCAB_MAPS=$maps training/run.sh bench "$RUN" export card
       ;;
     engines)
       { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; } > "$RESULTS/gpu.txt"

@@ -34,7 +34,8 @@ export async function* readDocuments(file: CorpusFile, opts: ReadOptions = {}): 
   }
 }
 
-function decompressedChunks(file: CorpusFile, onBytes?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+/** The file's bytes after decompression (.gz and .zst), in chunks. */
+export function decompressedChunks(file: CorpusFile, onBytes?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
   const compressed = fileChunks(file.path, onBytes);
   if (file.format.endsWith('.gz')) return gunzipChunks(compressed, file.path);
   if (file.format.endsWith('.zst')) return unzstdChunks(compressed, file.path);
