@@ -96,10 +96,12 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   return { ...outcome, resumed, saved, summary: writeReports(saved) };
 }
 
-/** The engine in words: fused applies to greedy vanilla, eagle2 and fr-spec; other methods and sampling run on the host. */
+/** The engine in words: fused applies to vanilla (greedy), eagle2 and fr-spec; other methods run on the host. */
 function engineLabel(engine: EngineChoice, ep: string, temperature: number): string {
-  const fused = temperature === 0 && (engine === 'fused' || (engine === 'auto' && ep === 'cuda'));
-  return fused ? `fused engine (${FUSED_METHODS.join(', ')}; others host)` : 'host engine';
+  if (!(engine === 'fused' || (engine === 'auto' && ep === 'cuda'))) return 'host engine';
+  // The fused loop samples (top-p 1, as the bench does) for eagle2 and fr-spec only.
+  const fused = temperature === 0 ? FUSED_METHODS : FUSED_METHODS.filter((m) => m !== 'vanilla');
+  return `fused engine (${fused.join(', ')}; others host)`;
 }
 
 function promptStyle(dataset: Dataset, request: BenchRequest): PromptStyle {

@@ -20,8 +20,10 @@ export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, onW
       encodeChat: async (messages) => tokenizer.loaded.encode(await renderChat(tokenizer.loaded, messages)),
       encodePlain: (text) => tokenizer.loaded.encode(text),
     };
-    const createRunner: MethodRunnerFactory = async (spec) => {
-      const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !FUSED_METHODS.includes(spec.method) ? 'host' : engine };
+    const createRunner: MethodRunnerFactory = async (spec, { temperature }) => {
+      // --engine fused covers what the loop can run (vanilla greedy only; eagle2 / fr-spec also sampling); the rest runs on the host.
+      const fusable = FUSED_METHODS.includes(spec.method) && (temperature === 0 || spec.method !== 'vanilla');
+      const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !fusable ? 'host' : engine };
       if (spec.method === 'fr-spec') {
         const map = readVocabMap(vocabFileOf(spec), { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
         for (const warning of map.warnings) onWarning?.(warning);

@@ -129,7 +129,7 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
     let result: GenerationResult;
     try {
       result = await generator.generate(prompt, options);
-      generator.endProfiling();
+      await generator.endProfiling();
     } finally {
       await generator.release();
     }
@@ -158,7 +158,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     top_p: flags.topP,
     seed: flags.seed,
     ep,
-    engine: flags.temperature === 0 ? generator.engine : 'host',
+    engine: generator.engineFor({ temperature: flags.temperature, topP: flags.topP }),
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
@@ -180,7 +180,9 @@ function checkMethod(flags: GenerateFlags): Method {
   misplaced(flags.gamma, drafted, '--gamma', 'sps and ouroboros');
   if (flags.engine === 'fused') {
     if (!FUSED_METHODS.includes(method)) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
-    if (flags.temperature !== 0) throw new UserError('--engine fused decodes greedily only (--temperature 0)');
+    if (flags.temperature !== 0 && (method === 'vanilla' || flags.topP < 1)) {
+      throw new UserError('--engine fused samples only with eagle2 / fr-spec at --top-p 1; vanilla and top-p < 1 decode on --engine host');
+    }
   }
   if (flags.chunk !== undefined && (flags.engine === 'host' || !FUSED_METHODS.includes(method))) throw new UserError(`--chunk applies to the fused engine (greedy ${FUSED_METHODS.join(', ')}), not to --engine ${flags.engine} --method ${method}`);
   return method;

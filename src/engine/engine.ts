@@ -134,7 +134,13 @@ export class Generator {
 
   /** The engine a greedy generation runs on. */
   get engine(): 'host' | 'fused' {
-    return this.fused ? 'fused' : 'host';
+    return this.engineFor(GREEDY);
+  }
+
+  /** The engine a generation with these sampling settings runs on: the fused loop samples (top-p 1) for eagle2 / fr-spec only. */
+  engineFor(sampling: SamplingParams): 'host' | 'fused' {
+    if (!this.fused) return 'host';
+    return isGreedy(sampling) || (this.fused instanceof FusedEagle && sampling.topP >= 1) ? 'fused' : 'host';
   }
 
   /** Releases the fused loop's session, if any (the model's sessions belong to the model). */
@@ -142,9 +148,9 @@ export class Generator {
     await this.fused?.release();
   }
 
-  /** With profiling on: ends the fused loop session's profiling (the model ends its own sessions'). */
-  endProfiling(): void {
-    this.fused?.endProfiling();
+  /** With profiling on: ends the fused loop sessions' profiling (the model ends its own sessions'). */
+  async endProfiling(): Promise<void> {
+    await this.fused?.endProfiling();
   }
 
   get treeShape(): TreeShape {
@@ -159,8 +165,10 @@ export class Generator {
   async generate(prompt: readonly number[], options: GenerateOptions): Promise<GenerationResult> {
     const sampling = options.sampling ?? GREEDY;
     checkSampling(sampling);
-    if (this.fused && isGreedy(sampling)) return this.fused.generate(prompt, { ...options, chunk: this.chunk });
-    if (this.fusedOnly) throw new UserError('--engine fused decodes greedily only (temperature 0); use --engine host or auto for sampling');
+    if (this.engineFor(sampling) === 'fused') return this.fused!.generate(prompt, { ...options, sampling, chunk: this.chunk });
+    if (this.fusedOnly) {
+      throw new UserError(`--engine fused samples only with eagle2 / fr-spec at top-p 1 (--method ${this.method}, top-p ${sampling.topP}); use --engine host or auto`);
+    }
     const vocabSize = this.model.config.vocab_size;
     const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
     if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Generator, type Method, type MethodSettings } from '../../src/engine/engine.js';
+import { Generator, type MethodSettings } from '../../src/engine/engine.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { distributionFromLogits, type SamplingParams } from '../../src/engine/sampling.js';
 import { referenceForward } from '../model/helpers/reference-llama.js';
@@ -63,16 +63,23 @@ describe('engine: sampling follows the target\'s distribution (tiny model, CPU)'
     rmSync(root, { recursive: true, force: true });
   });
 
-  const methods: [Method, MethodSettings][] = [
+  const subset = [3, 9, 0, 14, 5, 11, 7, 2, 12, 6];
+  const methods: [string, MethodSettings][] = [
     ['vanilla', { method: 'vanilla' }],
     ['eagle2', { method: 'eagle2', tree: { depth: 3, topK: 3, tokens: 8 } }],
-    ['fr-spec', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: [3, 9, 0, 14, 5, 11, 7, 2, 12, 6] }],
+    ['fr-spec', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: subset }],
     ['sps', { method: 'sps', gamma: 2 }],
     ['ouroboros', { method: 'ouroboros', gamma: 2 }],
+    // The fused loop's in-graph walk (top-p 1 only), fed uniforms from the host.
+    ['eagle2, fused loop', { method: 'eagle2', tree: { depth: 3, topK: 3, tokens: 8 }, engine: 'fused' }],
+    ['fr-spec, fused loop', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: subset, engine: 'fused' }],
   ];
 
-  for (const sampling of [{ temperature: 1, topP: 1 }, { temperature: 0.7, topP: 0.9 }]) {
+  for (const sampling of [{ temperature: 1, topP: 1 }, { temperature: 0.7, topP: 0.9 }, { temperature: 0.6, topP: 1 }]) {
     for (const [name, settings] of methods) {
+      const fused = settings.engine === 'fused';
+      // top-p < 1 stays on the host engine; the third setting is for the fused loop's temperature input.
+      if (fused ? sampling.topP < 1 : sampling.temperature === 0.6) continue;
       it(`${name} at temperature ${sampling.temperature}, top-p ${sampling.topP}: pairs (x1, x2) and (x2, x3)`, async () => {
         const exact = exactPairs(set, sampling);
         const generator = await Generator.create(model, settings);
@@ -90,6 +97,7 @@ describe('engine: sampling follows the target\'s distribution (tiny model, CPU)'
         const label = `${JSON.stringify({ first, second })}; ${accepted} drafts accepted over ${cycles} cycles`;
         expect(first.statistic, label).to.be.below(first.critical);
         expect(second.statistic, label).to.be.below(second.critical);
+        if (fused) expect(generator.engineFor(sampling)).to.equal('fused');
         if (name !== 'vanilla') {
           expect(accepted, label).to.be.above(cycles * 0.1);
           expect(accepted, label).to.be.below(cycles * 2);

@@ -71,6 +71,11 @@ describe('cli: fr-spec generate --engine', () => {
       expect(f.tokens).to.deep.equal(h.tokens);
       expect(f.text).to.equal(h.text);
       expect(f.settings).to.include({ engine: 'fused', chunk: 7 });
+      // Sampling (top-p 1) runs in the loop too, reproducibly for a seed.
+      const sampled = await Promise.all([1, 2].map(() => generate([...args, '--engine', 'fused', '--temperature', '0.8', '--seed', '3'])));
+      const [s1, s2] = sampled.map((run) => JSON.parse(run.stdout.join('')) as { tokens: number[]; settings: Record<string, unknown> });
+      expect(s1.settings).to.include({ engine: 'fused', temperature: 0.8 });
+      expect(s2.tokens).to.deep.equal(s1.tokens);
     });
   }
 
@@ -80,7 +85,7 @@ describe('cli: fr-spec generate --engine', () => {
       await generate([...base(), '--engine', 'fused', '--temperature', '0.7']),
       await generate([...base(), '--engine', 'host', '--chunk', '4']),
     ];
-    for (const [i, pattern] of [/runs vanilla, eagle2, fr-spec, not sps/, /greedily/, /--chunk applies to the fused engine/].entries()) {
+    for (const [i, pattern] of [/runs vanilla, eagle2, fr-spec, not sps/, /samples only with eagle2 \/ fr-spec at --top-p 1/, /--chunk applies to the fused engine/].entries()) {
       expect(errors[i].error, String(pattern)).to.be.instanceOf(UserError);
       expect(errors[i].error!.message).to.match(pattern);
     }

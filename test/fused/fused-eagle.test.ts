@@ -3,7 +3,8 @@
  * against the host engine's eagle2 / fr-spec methods, token for token, on tiny exported models
  * (fp32, fp16) and on the demo models, CPU: tree shapes (depth 1, more tokens than candidates, the
  * GPU default), token budget, stop ids, context length, long prompts, chunked and unchunked runs.
- * With fp32 weights the drafted trees match too, so the cycles (τ) equal the host's.
+ * With fp32 weights the drafted trees match too, so the cycles (τ) equal the host's. Sampling in the loop
+ * is checked for reproducibility here and for its distribution in test/engine/sampling-distribution.test.ts.
  */
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -166,13 +167,23 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     }
   });
 
-  it('refuses sampling', async () => {
+  it('samples (top-p 1) reproducibly for a seed, within the token budget; refuses top-p < 1', async () => {
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
-    const fused = await FusedEagle.create(model, { tree: { depth: 2, topK: 2, tokens: 4 }, threads: 1 });
+    const fused = await FusedEagle.create(model, { tree: { depth: 3, topK: 3, tokens: 8 }, threads: 1 });
     try {
+      const sampling = { temperature: 0.8, topP: 1 };
+      for (const chunk of [undefined, 4]) {
+        const a = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
+        const b = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
+        const c = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 6, chunk });
+        expect(a.tokens).to.have.lengthOf(30);
+        expect(b.tokens).to.deep.equal(a.tokens);
+        expect(c.tokens).to.not.deep.equal(a.tokens);
+        expect(a.stats.cycles).to.be.below(29);
+      }
       let error: Error | undefined;
-      await fused.generate(SHORT_PROMPT, { maxNewTokens: 4, sampling: { temperature: 1, topP: 1 } }).catch((e: Error) => (error = e));
-      expect(error?.message).to.match(/greedily/);
+      await fused.generate(SHORT_PROMPT, { maxNewTokens: 4, sampling: { temperature: 1, topP: 0.9 } }).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/top-p 1 only/);
     } finally {
       await fused.release();
       await model.release();

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type * as ort from 'onnxruntime-node';
 import { allocFloatData, asFloatData, type FloatData } from '../../model/float-data.js';
-import { buildEagleLoopModel, EAGLE_LOOP_IO, verifiedTokens, type EagleLoopTree } from '../../model/fused/eagle-loop.js';
+import { buildEagleLoopModel, EAGLE_LOOP_IO, uniformsPerLevel, verifiedTokens, type EagleLoopTree } from '../../model/fused/eagle-loop.js';
 import { createSessionFromModel } from '../../model/fused/loop-session.js';
 import { decodeModel } from '../../model/onnx/proto.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
@@ -19,7 +19,8 @@ import type { GenerateOptions, GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
-import { isGreedy } from '../sampling.js';
+import { SeededRandom } from '../random.js';
+import { distributionFromLogits, isGreedy, sampleFrom, type SamplingParams } from '../sampling.js';
 import { summarize } from '../stats.js';
 import { Transcript } from '../transcript.js';
 import { CAPACITY_STEP, type FusedOptions } from './fused-vanilla.js';
@@ -34,6 +35,8 @@ export interface FusedEagleSettings {
 }
 
 export class FusedEagle {
+  private samplingSession?: Promise<ort.InferenceSession>;
+
   private constructor(
     readonly model: EngineModel,
     private readonly ort: Ort,
@@ -41,6 +44,8 @@ export class FusedEagle {
     readonly tree: EagleLoopTree,
     readonly method: 'eagle2' | 'fr-spec',
     private readonly profiling: boolean,
+    /** Builds the sampling variant of the loop on first use. */
+    private readonly createSampling: () => Promise<ort.InferenceSession>,
   ) {}
 
   static async create(model: EngineModel, settings: FusedEagleSettings): Promise<FusedEagle> {
@@ -51,7 +56,7 @@ export class FusedEagle {
     const head = settings.vocabSubset ? sessions.subsetHeadGraph(settings.vocabSubset).toModel() : decodeModel(readFileSync(folder.path(config.lm_head.file)));
     const headVocab = settings.vocabSubset ? settings.vocabSubset.length : config.lm_head.vocab_size;
     const tree: EagleLoopTree = { ...settings.tree, topK: Math.min(settings.tree.topK, headVocab) };
-    const loop = buildEagleLoopModel({
+    const graphs = {
       target: decodeModel(readFileSync(folder.path(config.target.file))),
       eagle: decodeModel(readFileSync(folder.path(config.eagle!.file))),
       head,
@@ -59,11 +64,12 @@ export class FusedEagle {
       eagleKv: { ...eagle.kv, dtype: eagle.dtype },
       hiddenSize: config.hidden_size,
       tree,
-    });
+    };
     const ortModule = loadOrt();
-    const options = namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), 'eagle_loop');
-    const session = await createSessionFromModel(ortModule, loop, folder.dir, options);
-    return new FusedEagle(model, ortModule, session, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2', settings.profileDir !== undefined);
+    const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);
+    const session = await createSessionFromModel(ortModule, buildEagleLoopModel(graphs), folder.dir, options('eagle_loop'));
+    const createSampling = () => createSessionFromModel(ortModule, buildEagleLoopModel({ ...graphs, sampling: true }), folder.dir, options('eagle_loop_sampling'));
+    return new FusedEagle(model, ortModule, session, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2', settings.profileDir !== undefined, createSampling);
   }
 
   /** Tokens verified per iteration (the root included). */
@@ -71,16 +77,23 @@ export class FusedEagle {
     return verifiedTokens(this.tree);
   }
 
-  endProfiling(): void {
-    if (this.profiling) this.session.endProfiling();
+  async endProfiling(): Promise<void> {
+    if (!this.profiling) return;
+    this.session.endProfiling();
+    const sampling = await this.samplingSession?.catch(() => undefined);
+    sampling?.endProfiling();
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    const sampling = await this.samplingSession?.catch(() => undefined);
+    await sampling?.release();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
-    if (options.sampling && !isGreedy(options.sampling)) throw new UserError('--engine fused decodes greedily only; use --engine host for sampling');
+    const sampling = options.sampling && !isGreedy(options.sampling) ? options.sampling : undefined;
+    if (sampling && sampling.topP < 1) throw new UserError('the fused loop samples with top-p 1 only; use --engine host for top-p < 1');
+    checkSamplingParams(sampling);
     const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
     if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
     const vocabSize = this.model.config.vocab_size;
@@ -90,6 +103,11 @@ export class FusedEagle {
     const stopIds = options.stopIds ?? [];
     const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds, contextLength }, options.onTokens);
 
+    // The sampling head and session are built once, before the clock starts.
+    const logitsHead = sampling ? await this.model.targetLogitsHead() : undefined;
+    const session = sampling ? await (this.samplingSession ??= this.createSampling()) : this.session;
+    const random = new SeededRandom(options.seed ?? 0);
+
     const started = performance.now();
     const meter = new RunMeter();
     const { sessions } = this.model;
@@ -97,7 +115,9 @@ export class FusedEagle {
     const eagle = new KvDecoder(eagleGraph(sessions.eagle!), meter, 'draft', 'draft');
     // The prompt on the host, exactly as the host engine's eagle method feeds it.
     const prefill = await feedChain(target, transcript.tokens, { keepStates: true });
-    const first = Number(prefill.last.argmax![prefill.last.nodes - 1]);
+    const first = logitsHead
+      ? sampleFrom(distributionFromLogits(await logitsHead.logits(target.state(prefill.last, prefill.last.nodes - 1), meter, 'verify'), sampling!), random.uniform())
+      : Number(prefill.last.argmax![prefill.last.nodes - 1]);
     transcript.commit([first], false);
     if (!transcript.done) {
       let rootOut = await encodeCommitted(eagle, [...prompt.slice(1), first], prefill.states!);
@@ -135,6 +155,12 @@ export class FusedEagle {
           [EAGLE_LOOP_IO.maxTokens]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [EAGLE_LOOP_IO.stopIds]: stopTensor,
         };
+        if (sampling) {
+          const perLevel = uniformsPerLevel(this.tree);
+          const uniforms = Float32Array.from({ length: m * block * perLevel }, () => random.uniform());
+          feeds[EAGLE_LOOP_IO.temperature] = new Tensor('float32', Float32Array.of(sampling.temperature), []);
+          feeds[EAGLE_LOOP_IO.uniforms] = new Tensor('float32', uniforms, [m, block, perLevel]);
+        }
         const dims = (kv: { numKvHeads: number; headDim: number }) => [1, capacity, kv.numKvHeads, kv.headDim];
         for (let i = 0; i < targetKv.numLayers; i++) {
           feeds[EAGLE_LOOP_IO.targetKey(i)] = new Tensor(dtype, targetCache.keys[i], dims(targetKv));
@@ -154,7 +180,7 @@ export class FusedEagle {
         ];
         const fetches = [EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts, ...(last ? [] : carried)];
         const inputBytes = byteSize(...Object.values(feeds).map((t) => t.data as BigInt64Array | FloatData));
-        const out = await meter.measure('target', 'verify', inputBytes, () => this.session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
+        const out = await meter.measure('target', 'verify', inputBytes, () => session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
         const counts = Array.from(out[EAGLE_LOOP_IO.counts].data as BigInt64Array, Number);
         const blocks = out[EAGLE_LOOP_IO.blocks].data as BigInt64Array;
         // One target forward was counted by measure(); each iteration also ran depth EAGLE forwards and depth head runs.
@@ -185,4 +211,8 @@ export class FusedEagle {
     }
     return { tokens: transcript.generated, stopReason: transcript.stopReason!, stats: summarize(this.method, transcript, meter, performance.now() - started) };
   }
+}
+
+function checkSamplingParams(sampling: SamplingParams | undefined): void {
+  if (sampling && !(Number.isFinite(sampling.temperature) && sampling.temperature > 0)) throw new UserError(`temperature must be a finite number > 0, got ${sampling.temperature}`);
 }

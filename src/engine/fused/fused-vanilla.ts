@@ -46,7 +46,7 @@ export class FusedVanilla {
   }
 
   /** Ends onnxruntime profiling, if the loop session was created with it, writing its trace file. */
-  endProfiling(): void {
+  async endProfiling(): Promise<void> {
     if (this.profiling) this.session.endProfiling();
   }
 

@@ -52,6 +52,10 @@ export const EAGLE_LOOP_IO = {
   maxSteps: 'max_steps',
   maxTokens: 'max_tokens',
   stopIds: 'stop_ids',
+  /** Sampling graphs only: [] float32. */
+  temperature: 'temperature',
+  /** Sampling graphs only: [max_steps, depth+1, uniformsPerLevel] float32 in [0, 1). */
+  uniforms: 'uniforms',
   blocks: 'blocks',
   counts: 'counts',
   finalRootToken: 'final_root_token',
@@ -81,6 +85,17 @@ export interface EagleLoopGraphs {
   eagleKv: LoopKvLayout;
   hiddenSize: number;
   tree: EagleLoopTree;
+  /**
+   * Build the sampling variant: the walk over the tree is EAGLE-2's target-only multi-draft rejection
+   * (src/engine/tree-verify.ts sequentialSamplingWalk) at `temperature` (top-p 1), driven by the
+   * `uniforms` input; default greedy.
+   */
+  sampling?: boolean;
+}
+
+/** Uniforms one level of the sampling walk consumes: one per child tried, one for the final draw. */
+export function uniformsPerLevel(tree: EagleLoopTree): number {
+  return Math.min(tree.topK, verifiedTokens(tree)) + 1;
 }
 
 /** Candidates the draft produces per iteration: the root's k, then k² per further level. */
@@ -142,6 +157,12 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   outer.input(EAGLE_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
   body.outerValue(EAGLE_LOOP_IO.maxTokens, 'int64');
   body.outerValue(EAGLE_LOOP_IO.stopIds, 'int64');
+  if (graphs.sampling) {
+    outer.input(EAGLE_LOOP_IO.temperature, 'float32', []);
+    outer.input(EAGLE_LOOP_IO.uniforms, 'float32', ['max_steps', depth + 1, uniformsPerLevel(tree)]);
+    body.outerValue(EAGLE_LOOP_IO.temperature, 'float32');
+    body.outerValue(EAGLE_LOOP_IO.uniforms, 'float32');
+  }
 
   // Body inputs: iteration, condition, then the carried values.
   const b = body;
@@ -279,11 +300,19 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     verifyInputs[TARGET_IO.pastKey(i)] = CARRIED.targetKey(i);
     verifyInputs[TARGET_IO.pastValue(i)] = CARRIED.targetValue(i);
   }
-  const verified = targetGraph.call(b, { prefix: '@verify', inputs: verifyInputs });
+  const verifyCall = { prefix: '@verify', inputs: verifyInputs };
+  const verified = targetGraph.call(b, verifyCall);
 
   // ---- 3. Accept ----
   const blockRange = i64(range(B));
-  const accept = b.scope('accept', () => {
+  /** The committed block from the path (node per depth), its length n and the token after it. */
+  const blockOf = (pathNodes: string, count: string, next: string) => {
+    const drafted = b.op('Concat', [b.op('Gather', [treeOf.tokens, b.op('Slice', [pathNodes, i64([1]), i64([B])])], { axis: 0 }), i64([-1])], { axis: 0 });
+    const lastIndex = b.op('Sub', [count, s64(1)]);
+    const block = b.op('Where', [b.op('Equal', [blockRange, lastIndex]), next, b.op('Where', [b.op('Less', [blockRange, lastIndex]), drafted, s64(-1)])]);
+    return { count, pathNodes, next, block, lastIndex };
+  };
+  const greedyAccept = () => {
     const argmax = b.op('Reshape', [verified[TARGET_IO.argmax], i64([T])]);
     const wantedHere = b.op('Gather', [argmax, b.op('Max', [treeOf.parents, s64(0)])], { axis: 0 });
     const isRoot = b.constant('bool', range(T).map((i) => i === 0));
@@ -296,12 +325,71 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     const onPath = b.op('Unsqueeze', [b.op('Gather', [treeOf.lineage, deepest], { axis: 0 }), i64([0])]); // [1,T] 0/1
     const atDepth = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [blockRange, i64([1])]), b.op('Unsqueeze', [treeOf.depths, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
     const pathNodes = b.op('ArgMax', [b.op('Mul', [atDepth, onPath])], { axis: 1, keepdims: 0 });
-    const next = b.op('Gather', [argmax, deepest], { axis: 0 });
-    const drafted = b.op('Concat', [b.op('Gather', [treeOf.tokens, b.op('Slice', [pathNodes, i64([1]), i64([B])])], { axis: 0 }), i64([-1])], { axis: 0 });
-    const lastIndex = b.op('Sub', [count, s64(1)]);
-    const block = b.op('Where', [b.op('Equal', [blockRange, lastIndex]), next, b.op('Where', [b.op('Less', [blockRange, lastIndex]), drafted, s64(-1)])]);
-    return { count, pathNodes, next, block, lastIndex };
-  });
+    return blockOf(pathNodes, count, b.op('Gather', [argmax, deepest], { axis: 0 }));
+  };
+  const samplingAccept = () => {
+    // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
+    let producer = targetGraph.producerOf(TARGET_IO.argmax);
+    while (producer?.op_type === 'Identity') producer = targetGraph.producerOf(producer.input[0]);
+    if (producer?.op_type !== 'ArgMax') throw new Error('eagle_loop: target graph has no ArgMax producing its argmax output');
+    const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, producer.input[0]), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
+    const probs = b.op('Softmax', [b.op('Div', [logits, EAGLE_LOOP_IO.temperature])], { axis: -1 }); // [T,V]
+    const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
+    const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
+    const vocabIdsF = b.op('Cast', [vocabIds], { to: ONNX_DATA_TYPE.float32 });
+    const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, 'it/iteration'], { axis: 0 }); // [B, U]
+    const kk = Math.min(k, T);
+    const nodeKey = b.constant('float32', range(T).map((i) => -i));
+    const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
+    let current = s64(0);
+    let done = b.constant('bool', [false], []);
+    let count = s64(B);
+    let next = s64(-1);
+    const pathNodes: string[] = [];
+    for (let level = 0; level <= depth; level++) {
+      pathNodes.push(current);
+      const p = b.op('Gather', [probs, current], { axis: 0 }); // [V]
+      const levelUniforms = b.op('Gather', [uniforms, s64(level)], { axis: 0 });
+      // Children of the current node, lowest node index first (the host tries them in that order).
+      const isChild = b.op('Equal', [treeOf.parents, current]);
+      const [keys, children] = b.node('TopK', [b.op('Where', [isChild, nodeKey, b.scalar('float32', -1e9)]), i64([kk])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+      const valid = b.op('Greater', [keys, b.scalar('float32', -1e8)]);
+      const childTokens = b.op('Gather', [treeOf.tokens, children], { axis: 0 });
+      const childProbs = b.op('Gather', [p, childTokens], { axis: 0 });
+      let remaining = b.scalar('float32', 1);
+      let accepted = b.constant('bool', [false], []);
+      let acceptedNode = s64(0);
+      const rejected: string[] = [];
+      for (let j = 0; j < kk; j++) {
+        const tried = b.op('And', [at(valid, j), b.op('Not', [accepted])]);
+        // u < p(x) / remaining: p renormalized after the rejected siblings, as removeAndRenormalize does.
+        const accept = b.op('And', [tried, b.op('Less', [b.op('Mul', [at(levelUniforms, j), remaining]), at(childProbs, j)])]);
+        const reject = b.op('And', [tried, b.op('Not', [accept])]);
+        remaining = b.op('Where', [reject, b.op('Sub', [remaining, at(childProbs, j)]), remaining]);
+        acceptedNode = b.op('Where', [accept, at(children, j), acceptedNode]);
+        rejected.push(b.op('Where', [reject, at(childTokens, j), s64(-1)]));
+        accepted = b.op('Or', [accepted, accept]);
+      }
+      // No child accepted (or a leaf): draw from what is left of p.
+      const rejectedIds = b.op('Concat', rejected.map((r) => b.op('Unsqueeze', [r, i64([0])])), { axis: 0 });
+      const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
+      const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
+      const cdf = b.op('CumSum', [left, s64(0)]);
+      const threshold = b.op('Mul', [at(levelUniforms, kk), b.op('ReduceSum', [left, i64([0])], { keepdims: 0 })]);
+      const below = b.op('ReduceSum', [b.op('Cast', [b.op('LessOrEqual', [cdf, threshold])], { to: ONNX_DATA_TYPE.int64 }), i64([0])], { keepdims: 0 });
+      // Rounding may leave the threshold past the last mass: take the last id with mass, as sampleFrom does.
+      const lastWithMass = b.op('Cast', [b.op('ReduceMax', [b.op('Where', [b.op('Greater', [left, b.scalar('float32', 0)]), vocabIdsF, b.scalar('float32', -1)]), i64([0])], { keepdims: 0 })], { to: ONNX_DATA_TYPE.int64 });
+      const drawn = b.op('Min', [below, lastWithMass]);
+      const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
+      next = b.op('Where', [endsHere, drawn, next]);
+      count = b.op('Where', [endsHere, s64(level + 1), count]);
+      current = b.op('Where', [b.op('And', [b.op('Not', [done]), accepted]), acceptedNode, current]);
+      done = b.op('Or', [done, b.op('Not', [accepted])]);
+    }
+    const path = b.op('Concat', pathNodes.slice(0, B).map((n) => b.op('Unsqueeze', [n, i64([0])])), { axis: 0 });
+    return blockOf(path, count, next);
+  };
+  const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));
 
   // ---- 4. Commit: K/V rows at length … length + n − 1 ----
   const write = b.scope('write', () => {

@@ -64,15 +64,23 @@ export class InlinableGraph {
     return this.model.graph.input.map((i) => i.name).filter((name) => !initializers.has(name));
   }
 
+  /** The builder's name, in `call`, of any value of the graph (an internal one too, e.g. logits before an ArgMax). */
+  valueName({ inputs, prefix }: InlineCall, name: string): string {
+    if (name === '') return name;
+    return inputs[name] ?? this.initializerNames.get(name) ?? `${prefix}/${name}`;
+  }
+
+  /** The node of the graph that produces `value`. */
+  producerOf(value: string): NodeProto | undefined {
+    return this.model.graph.node.find((node) => node.output.includes(value));
+  }
+
   /** Appends one call of the graph to `b`; returns the builder's name for each graph output. */
   call(b: GraphBuilder, { inputs, prefix }: InlineCall): Record<string, string> {
     const graphInputs = this.inputNames;
     for (const name of graphInputs) if (inputs[name] === undefined) throw new Error(`inlining ${this.model.graph.name}: no value for input ${name}`);
     for (const name of Object.keys(inputs)) if (!graphInputs.includes(name)) throw new Error(`inlining ${this.model.graph.name}: it has no input ${name}`);
-    const rename = (name: string) => {
-      if (name === '') return name;
-      return inputs[name] ?? this.initializerNames.get(name) ?? `${prefix}/${name}`;
-    };
+    const rename = (name: string) => this.valueName({ inputs, prefix }, name);
     const nodes: NodeProto[] = this.model.graph.node.map((node) => ({
       ...node,
       name: `${prefix}/${node.name}`,
