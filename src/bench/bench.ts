@@ -65,7 +65,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   const ep = (deps.resolveDevice ?? resolveExecutionProvider)(request.ep);
   const engine = request.engine ?? 'auto';
   // Results of the two engines differ in speed, so the engine is part of the device a folder holds.
-  const device = `${ep}, ${engineLabel(engine, ep, request.temperature)}`;
+  const device = `${ep}, ${engineLabel(engine, ep)}`;
   const plan: BenchPlan = {
     questions: dataset.questions,
     methods,
@@ -96,12 +96,10 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   return { ...outcome, resumed, saved, summary: writeReports(saved) };
 }
 
-/** The engine in words: fused applies to vanilla (greedy), eagle2 and fr-spec; other methods run on the host. */
-function engineLabel(engine: EngineChoice, ep: string, temperature: number): string {
-  if (!(engine === 'fused' || (engine === 'auto' && ep === 'cuda'))) return 'host engine';
-  // The fused loop samples (top-p 1, as the bench does) for eagle2 and fr-spec only.
-  const fused = temperature === 0 ? FUSED_METHODS : FUSED_METHODS.filter((m) => m !== 'vanilla');
-  return `fused engine (${fused.join(', ')}; others host)`;
+/** The engine in words: fused applies to vanilla, eagle2 and fr-spec; sps and ouroboros run on the host. */
+function engineLabel(engine: EngineChoice, ep: string): string {
+  // The bench samples at top-p 1, which the fused loop covers too.
+  return engine === 'fused' || (engine === 'auto' && ep === 'cuda') ? `fused engine (${FUSED_METHODS.join(', ')}; others host)` : 'host engine';
 }
 
 function promptStyle(dataset: Dataset, request: BenchRequest): PromptStyle {

@@ -20,9 +20,9 @@ export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, onW
       encodeChat: async (messages) => tokenizer.loaded.encode(await renderChat(tokenizer.loaded, messages)),
       encodePlain: (text) => tokenizer.loaded.encode(text),
     };
-    const createRunner: MethodRunnerFactory = async (spec, { temperature }) => {
-      // --engine fused covers what the loop can run (vanilla greedy only; eagle2 / fr-spec also sampling); the rest runs on the host.
-      const fusable = FUSED_METHODS.includes(spec.method) && (temperature === 0 || spec.method !== 'vanilla');
+    const createRunner: MethodRunnerFactory = async (spec) => {
+      // --engine fused covers what the loop can run (vanilla, eagle2, fr-spec; the bench samples at top-p 1); sps and ouroboros run on the host.
+      const fusable = FUSED_METHODS.includes(spec.method);
       const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !fusable ? 'host' : engine };
       if (spec.method === 'fr-spec') {
         const map = readVocabMap(vocabFileOf(spec), { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });

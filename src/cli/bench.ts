@@ -97,7 +97,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--runs <r>', 'measure every question r times and report the median per question', parsePositiveInt('--runs'), 1)
     .option('--warmup <w>', `untimed generations per method before measuring (default ${DEFAULT_WARMUP}; ${EMBEDDED_RUN.warmup} for the project's prompts)`, wholeAtLeastZero('--warmup'))
     .addOption(new Option('--ep <provider>', 'execution provider (default: auto, or cpu for the demo models)').choices(['cuda', 'cpu', 'auto']))
-    .addOption(new Option('--engine <kind>', 'host: graph runs driven from TypeScript, KV caches on the host; fused: vanilla (greedy), eagle2 and fr-spec inside one ONNX Loop, caches on the device (sps, ouroboros and vanilla sampling stay on the host); auto: fused on CUDA').choices([...ENGINES]).default('auto'))
+    .addOption(new Option('--engine <kind>', 'host: graph runs driven from TypeScript, KV caches on the host; fused: vanilla, eagle2 and fr-spec inside one ONNX Loop, caches on the device (sps and ouroboros stay on the host); auto: fused on CUDA').choices([...ENGINES]).default('auto'))
     .addOption(new Option('--prompt-style <style>', 'chat: the model\'s chat template; plain: the text as it is (default: chat, plain few-shot for GSM8K)').choices(['chat', 'plain']))
     .option('--system <text>', 'system prompt for chat prompts (default: none; HumanEval: FR-Spec\'s instruction)')
     .option('--fewshot <file>', 'GSM8K: take the exemplars from this file instead of the first items of --data')

@@ -137,10 +137,10 @@ export class Generator {
     return this.engineFor(GREEDY);
   }
 
-  /** The engine a generation with these sampling settings runs on: the fused loop samples (top-p 1) for eagle2 / fr-spec only. */
+  /** The engine a generation with these sampling settings runs on: the fused loop samples at top-p 1 only. */
   engineFor(sampling: SamplingParams): 'host' | 'fused' {
     if (!this.fused) return 'host';
-    return isGreedy(sampling) || (this.fused instanceof FusedEagle && sampling.topP >= 1) ? 'fused' : 'host';
+    return isGreedy(sampling) || sampling.topP >= 1 ? 'fused' : 'host';
   }
 
   /** Releases the fused loop's session, if any (the model's sessions belong to the model). */
@@ -167,7 +167,7 @@ export class Generator {
     checkSampling(sampling);
     if (this.engineFor(sampling) === 'fused') return this.fused!.generate(prompt, { ...options, sampling, chunk: this.chunk });
     if (this.fusedOnly) {
-      throw new UserError(`--engine fused samples only with eagle2 / fr-spec at top-p 1 (--method ${this.method}, top-p ${sampling.topP}); use --engine host or auto`);
+      throw new UserError(`--engine fused samples at top-p 1 only (got top-p ${sampling.topP}); use --engine host or auto`);
     }
     const vocabSize = this.model.config.vocab_size;
     const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);

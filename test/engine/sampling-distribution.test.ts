@@ -70,7 +70,8 @@ describe('engine: sampling follows the target\'s distribution (tiny model, CPU)'
     ['fr-spec', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: subset }],
     ['sps', { method: 'sps', gamma: 2 }],
     ['ouroboros', { method: 'ouroboros', gamma: 2 }],
-    // The fused loop's in-graph walk (top-p 1 only), fed uniforms from the host.
+    // The fused loops' in-graph draws and walk (top-p 1 only), fed uniforms from the host.
+    ['vanilla, fused loop', { method: 'vanilla', engine: 'fused' }],
     ['eagle2, fused loop', { method: 'eagle2', tree: { depth: 3, topK: 3, tokens: 8 }, engine: 'fused' }],
     ['fr-spec, fused loop', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: subset, engine: 'fused' }],
   ];
@@ -98,7 +99,7 @@ describe('engine: sampling follows the target\'s distribution (tiny model, CPU)'
         expect(first.statistic, label).to.be.below(first.critical);
         expect(second.statistic, label).to.be.below(second.critical);
         if (fused) expect(generator.engineFor(sampling)).to.equal('fused');
-        if (name !== 'vanilla') {
+        if (settings.method !== 'vanilla') {
           expect(accepted, label).to.be.above(cycles * 0.1);
           expect(accepted, label).to.be.below(cycles * 2);
         }

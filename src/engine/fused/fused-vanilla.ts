@@ -15,7 +15,8 @@ import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerateOptions, GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
 import type { EngineModel } from '../model.js';
-import { isGreedy } from '../sampling.js';
+import { SeededRandom } from '../random.js';
+import { distributionFromLogits, isGreedy, sampleFrom } from '../sampling.js';
 import { summarize } from '../stats.js';
 import { Transcript } from '../transcript.js';
 
@@ -28,11 +29,15 @@ export interface FusedOptions extends GenerateOptions {
 }
 
 export class FusedVanilla {
+  private samplingSession?: Promise<ort.InferenceSession>;
+
   private constructor(
     readonly model: EngineModel,
     private readonly ort: Ort,
     readonly session: ort.InferenceSession,
-    private readonly profiling = false,
+    private readonly profiling: boolean,
+    /** Builds the sampling variant of the loop on first use. */
+    private readonly createSampling: () => Promise<ort.InferenceSession>,
   ) {}
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
@@ -41,21 +46,31 @@ export class FusedVanilla {
     const ortModule = loadOrt();
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
-    const session = await createLoopSession(ortModule, sessions.folder.path(sessions.folder.config.target.file), kv, namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), 'vanilla_loop'));
-    return new FusedVanilla(model, ortModule, session, options.profileDir !== undefined);
+    const targetPath = sessions.folder.path(sessions.folder.config.target.file);
+    const sessionOptionsFor = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), name);
+    const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'));
+    const createSampling = () => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop_sampling'), true);
+    return new FusedVanilla(model, ortModule, session, options.profileDir !== undefined, createSampling);
   }
 
   /** Ends onnxruntime profiling, if the loop session was created with it, writing its trace file. */
   async endProfiling(): Promise<void> {
-    if (this.profiling) this.session.endProfiling();
+    if (!this.profiling) return;
+    this.session.endProfiling();
+    const sampling = await this.samplingSession?.catch(() => undefined);
+    sampling?.endProfiling();
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    const sampling = await this.samplingSession?.catch(() => undefined);
+    await sampling?.release();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
-    if (options.sampling && !isGreedy(options.sampling)) throw new UserError('--engine fused decodes greedily only; use --engine host for sampling');
+    const sampling = options.sampling && !isGreedy(options.sampling) ? options.sampling : undefined;
+    if (sampling && sampling.topP < 1) throw new UserError('the fused loop samples with top-p 1 only; use --engine host for top-p < 1');
+    if (sampling && !Number.isFinite(sampling.temperature)) throw new UserError(`temperature must be a finite number, got ${sampling.temperature}`);
     const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
     if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
     const vocabSize = this.model.config.vocab_size;
@@ -65,13 +80,21 @@ export class FusedVanilla {
     const stopIds = options.stopIds ?? [];
     const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds, contextLength }, options.onTokens);
 
+    // The sampling head and session are built once, before the clock starts.
+    const logitsHead = sampling ? await this.model.targetLogitsHead() : undefined;
+    const session = sampling ? await (this.samplingSession ??= this.createSampling()) : this.session;
+    const random = new SeededRandom(options.seed ?? 0);
+
     const started = performance.now();
     const meter = new RunMeter();
     const { target } = this.model.sessions;
     // The prompt on the host, exactly as the host engine's vanilla method feeds it.
     const decoder = new KvDecoder(decoderGraph(target), meter, 'target', 'verify');
     const fed = await feedChain(decoder, transcript.tokens);
-    transcript.commit([Number(fed.last.argmax![fed.last.nodes - 1])], false);
+    const first = logitsHead
+      ? sampleFrom(distributionFromLogits(await logitsHead.logits(decoder.state(fed.last, fed.last.nodes - 1), meter, 'verify'), sampling!), random.uniform())
+      : Number(fed.last.argmax![fed.last.nodes - 1]);
+    transcript.commit([first], false);
 
     // Each step writes one row; the transcript stops by itself at max-new-tokens / context length.
     const past = decoder.length;
@@ -101,6 +124,10 @@ export class FusedVanilla {
           [LOOP_IO.maxSteps]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [LOOP_IO.stopIds]: stopTensor,
         };
+        if (sampling) {
+          feeds[LOOP_IO.temperature] = new Tensor('float32', Float32Array.of(sampling.temperature), []);
+          feeds[LOOP_IO.uniforms] = new Tensor('float32', Float32Array.from({ length: m }, () => random.uniform()), [m]);
+        }
         for (let i = 0; i < numLayers; i++) {
           feeds[LOOP_IO.cacheKey(i)] = new Tensor(target.dtype, keys[i], dims);
           feeds[LOOP_IO.cacheValue(i)] = new Tensor(target.dtype, values[i], dims);
@@ -108,7 +135,7 @@ export class FusedVanilla {
         // The last chunk fetches only the tokens: the caches never leave the device.
         const fetches = last ? [LOOP_IO.tokens] : [LOOP_IO.tokens, LOOP_IO.finalLength, ...Array.from({ length: numLayers }, (_, i) => [LOOP_IO.finalKey(i), LOOP_IO.finalValue(i)]).flat()];
         const inputBytes = byteSize(...Object.values(feeds).map((t) => t.data as BigInt64Array | FloatData));
-        const out = await meter.measure('target', 'verify', inputBytes, () => this.session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
+        const out = await meter.measure('target', 'verify', inputBytes, () => session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
         const tokens = Array.from(out[LOOP_IO.tokens].data as BigInt64Array, Number);
         for (const token of tokens) transcript.commit([token]);
         remaining -= tokens.length;

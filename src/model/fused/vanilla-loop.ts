@@ -40,6 +40,10 @@ export const LOOP_IO = {
   pastLength: 'past_length',
   maxSteps: 'max_steps',
   stopIds: 'stop_ids',
+  /** Sampling graphs only: [] float32. */
+  temperature: 'temperature',
+  /** Sampling graphs only: [max_steps] float32 in [0, 1), one draw per step. */
+  uniforms: 'uniforms',
   tokens: 'tokens',
   finalToken: 'final_token',
   finalLength: 'final_length',
@@ -86,8 +90,21 @@ function definedNames(model: ModelProto): Set<string> {
   return names;
 }
 
-/** Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. */
-export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout): ModelProto {
+/** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
+export function logitsBeforeArgmax(target: ModelProto): string {
+  const producerOf = (value: string) => target.graph.node.find((node) => node.output.includes(value));
+  let producer = producerOf(TARGET_IO.argmax);
+  while (producer?.op_type === 'Identity') producer = producerOf(producer.input[0]);
+  if (producer?.op_type !== 'ArgMax') throw new Error('target graph has no ArgMax producing its argmax output');
+  return producer.input[0];
+}
+
+/**
+ * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
+ * `sampling`, each step draws from softmax(logits / temperature) by inverse CDF with one of the
+ * `uniforms` instead of taking the argmax (top-p 1).
+ */
+export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, options: { sampling?: boolean } = {}): ModelProto {
   const { numLayers, numKvHeads, headDim, dtype } = kv;
   const layers = Array.from({ length: numLayers }, (_, i) => i);
   const targetInputs = new Set(target.graph.input.map((i) => i.name));
@@ -109,6 +126,10 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout): Mod
   const produced = new Set<string>([TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias]);
   const dtypeOfTargetValue = (name: string) => (name === TARGET_IO.argmax ? 'int64' : layers.some((i) => name === TARGET_IO.newKey(i) || name === TARGET_IO.newValue(i)) ? dtype : 'float32');
   b.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
+  if (options.sampling) {
+    b.input(LOOP_IO.temperature, 'float32', []);
+    b.input(LOOP_IO.uniforms, 'float32', [DIM_STEPS]);
+  }
   for (const name of definedNames(target)) if (!targetInputs.has(name) && !produced.has(name)) b.input(name, dtypeOfTargetValue(name), []);
 
   const { selector } = b.scope('loop', () => {
@@ -124,10 +145,19 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout): Mod
   });
   const prologueCount = b.toGraph().nodes.length;
 
+  const sampledToken = () => {
+    const logits = b.op('Cast', [b.op('Reshape', [logitsBeforeArgmax(target), b.constant('int64', [-1])])], { to: ONNX_DATA_TYPE.float32 });
+    const p = b.op('Softmax', [b.op('Div', [logits, LOOP_IO.temperature])], { axis: -1 });
+    const u = b.op('Gather', [LOOP_IO.uniforms, BODY.iteration], { axis: 0 });
+    // The first id whose cumulative mass exceeds u (sampleFrom), at most the last id.
+    const below = b.op('ReduceSum', [b.op('Cast', [b.op('LessOrEqual', [b.op('CumSum', [p, b.scalar('int64', 0)]), u])], { to: ONNX_DATA_TYPE.int64 }), b.constant('int64', [0])], { keepdims: 0 });
+    const last = b.op('Sub', [b.op('Squeeze', [b.op('Shape', [p]), b.constant('int64', [0])]), b.scalar('int64', 1)]);
+    return b.op('Reshape', [b.op('Min', [below, last]), b.constant('int64', [1])]);
+  };
   const epilogue = b.scope('loop', () => {
     const keys = layers.map((i) => b.op('Where', [selector, TARGET_IO.newKey(i), TARGET_IO.pastKey(i)]));
     const values = layers.map((i) => b.op('Where', [selector, TARGET_IO.newValue(i), TARGET_IO.pastValue(i)]));
-    const token = b.op('Reshape', [TARGET_IO.argmax, b.constant('int64', [1])]);
+    const token = options.sampling ? sampledToken() : b.op('Reshape', [TARGET_IO.argmax, b.constant('int64', [1])]);
     // A -1 that no token equals keeps the reduced axis non-empty: CUDA's ReduceSum refuses an empty axis
     // without keepdims, and stop_ids may be empty.
     const stopIdsOrNone = b.op('Concat', [LOOP_IO.stopIds, b.constant('int64', [-1])], { axis: 0 });
@@ -186,6 +216,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout): Mod
         valueInfo(LOOP_IO.pastLength, int64, []),
         valueInfo(LOOP_IO.maxSteps, int64, []),
         valueInfo(LOOP_IO.stopIds, int64, [DIM_STOP]),
+        ...(options.sampling ? [valueInfo(LOOP_IO.temperature, ONNX_DATA_TYPE.float32, []), valueInfo(LOOP_IO.uniforms, ONNX_DATA_TYPE.float32, [DIM_STEPS])] : []),
       ],
       output: [
         valueInfo(LOOP_IO.tokens, int64, [DIM_STEPS, 1]),
@@ -209,6 +240,6 @@ export function externalDataLocations(model: ModelProto): string[] {
 }
 
 /** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
-export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv), dirname(targetPath), options);
+export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, sampling = false): Promise<ort.InferenceSession> {
+  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, { sampling }), dirname(targetPath), options);
 }
