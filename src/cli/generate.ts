@@ -86,7 +86,7 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--tree-topk <k>', 'eagle2 / fr-spec: children per expanded node (default 10 on CUDA, 4 on the CPU)', parsePositiveInt('--tree-topk'))
     .option('--tree-tokens <n>', 'eagle2 / fr-spec: tokens verified per step, root included (default 60 on CUDA, 16 on the CPU)', parsePositiveInt('--tree-tokens'))
     .option('--gamma <g>', 'sps / ouroboros: drafted tokens per step (default 4 / 6)', parsePositiveInt('--gamma'))
-    .addOption(new Option('--engine <kind>', 'host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (vanilla, eagle2, fr-spec; greedy or sampling at --top-p 1); auto: fused on CUDA where it applies, else host').choices([...ENGINES]).default('auto'))
+    .addOption(new Option('--engine <kind>', 'host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (vanilla, eagle2, fr-spec; greedy or sampling); auto: fused on CUDA where it applies, else host').choices([...ENGINES]).default('auto'))
     .option('--chunk <n>', 'fused engine: most new tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
@@ -158,7 +158,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     top_p: flags.topP,
     seed: flags.seed,
     ep,
-    engine: generator.engineFor({ temperature: flags.temperature, topP: flags.topP }),
+    engine: generator.engine,
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
@@ -180,7 +180,6 @@ function checkMethod(flags: GenerateFlags): Method {
   misplaced(flags.gamma, drafted, '--gamma', 'sps and ouroboros');
   if (flags.engine === 'fused') {
     if (!FUSED_METHODS.includes(method)) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
-    if (flags.temperature !== 0 && flags.topP < 1) throw new UserError('--engine fused samples at --top-p 1 only; top-p < 1 decodes on --engine host');
   }
   if (flags.chunk !== undefined && (flags.engine === 'host' || !FUSED_METHODS.includes(method))) throw new UserError(`--chunk applies to the fused engine (${FUSED_METHODS.join(', ')}), not to --engine ${flags.engine} --method ${method}`);
   return method;

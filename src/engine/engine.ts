@@ -95,7 +95,6 @@ export class Generator {
     private readonly head?: TopKHead,
     phrases?: { phraseLength: number; poolCapacity: number },
     private readonly fused?: FusedVanilla | FusedEagle,
-    private readonly fusedOnly = false,
     private readonly chunk?: number,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
@@ -129,18 +128,12 @@ export class Generator {
       fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice })
           : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });
     }
-    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, engine === 'fused', settings.chunk);
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk);
   }
 
-  /** The engine a greedy generation runs on. */
+  /** The engine its generations run on (the fused loops decode greedily and sample). */
   get engine(): 'host' | 'fused' {
-    return this.engineFor(GREEDY);
-  }
-
-  /** The engine a generation with these sampling settings runs on: the fused loop samples at top-p 1 only. */
-  engineFor(sampling: SamplingParams): 'host' | 'fused' {
-    if (!this.fused) return 'host';
-    return isGreedy(sampling) || sampling.topP >= 1 ? 'fused' : 'host';
+    return this.fused ? 'fused' : 'host';
   }
 
   /** Releases the fused loop's session, if any (the model's sessions belong to the model). */
@@ -165,10 +158,7 @@ export class Generator {
   async generate(prompt: readonly number[], options: GenerateOptions): Promise<GenerationResult> {
     const sampling = options.sampling ?? GREEDY;
     checkSampling(sampling);
-    if (this.engineFor(sampling) === 'fused') return this.fused!.generate(prompt, { ...options, sampling, chunk: this.chunk });
-    if (this.fusedOnly) {
-      throw new UserError(`--engine fused samples at top-p 1 only (got top-p ${sampling.topP}); use --engine host or auto`);
-    }
+    if (this.fused) return this.fused.generate(prompt, { ...options, sampling, chunk: this.chunk });
     const vocabSize = this.model.config.vocab_size;
     const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
     if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);

@@ -23,7 +23,7 @@ import { SeededRandom } from '../random.js';
 import { distributionFromLogits, isGreedy, sampleFrom, type SamplingParams } from '../sampling.js';
 import { summarize } from '../stats.js';
 import { Transcript } from '../transcript.js';
-import { CAPACITY_STEP, type FusedOptions } from './fused-vanilla.js';
+import { CAPACITY_STEP, type FusedOptions, type SamplingVariant } from './fused-vanilla.js';
 
 export interface FusedEagleSettings {
   tree: TreeShape;
@@ -35,7 +35,7 @@ export interface FusedEagleSettings {
 }
 
 export class FusedEagle {
-  private samplingSession?: Promise<ort.InferenceSession>;
+  private readonly samplingSessions = new Map<SamplingVariant, Promise<ort.InferenceSession>>();
 
   private constructor(
     readonly model: EngineModel,
@@ -44,8 +44,8 @@ export class FusedEagle {
     readonly tree: EagleLoopTree,
     readonly method: 'eagle2' | 'fr-spec',
     private readonly profiling: boolean,
-    /** Builds the sampling variant of the loop on first use. */
-    private readonly createSampling: () => Promise<ort.InferenceSession>,
+    /** Builds a sampling variant of the loop on first use. */
+    private readonly createSampling: (variant: SamplingVariant) => Promise<ort.InferenceSession>,
   ) {}
 
   static async create(model: EngineModel, settings: FusedEagleSettings): Promise<FusedEagle> {
@@ -68,7 +68,7 @@ export class FusedEagle {
     const ortModule = loadOrt();
     const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);
     const session = await createSessionFromModel(ortModule, buildEagleLoopModel(graphs), folder.dir, options('eagle_loop'));
-    const createSampling = () => createSessionFromModel(ortModule, buildEagleLoopModel({ ...graphs, sampling: true }), folder.dir, options('eagle_loop_sampling'));
+    const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, buildEagleLoopModel({ ...graphs, sampling: variant }), folder.dir, options(`eagle_loop_${variant}_sampling`));
     return new FusedEagle(model, ortModule, session, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2', settings.profileDir !== undefined, createSampling);
   }
 
@@ -80,19 +80,27 @@ export class FusedEagle {
   async endProfiling(): Promise<void> {
     if (!this.profiling) return;
     this.session.endProfiling();
-    const sampling = await this.samplingSession?.catch(() => undefined);
-    sampling?.endProfiling();
+    for (const pending of this.samplingSessions.values()) (await pending.catch(() => undefined))?.endProfiling();
+  }
+
+  private samplingSession(variant: SamplingVariant): Promise<ort.InferenceSession> {
+    let session = this.samplingSessions.get(variant);
+    if (!session) {
+      session = this.createSampling(variant);
+      this.samplingSessions.set(variant, session);
+      session.catch(() => this.samplingSessions.delete(variant));
+    }
+    return session;
   }
 
   async release(): Promise<void> {
     await this.session.release();
-    const sampling = await this.samplingSession?.catch(() => undefined);
-    await sampling?.release();
+    for (const pending of this.samplingSessions.values()) await (await pending.catch(() => undefined))?.release();
+    this.samplingSessions.clear();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
     const sampling = options.sampling && !isGreedy(options.sampling) ? options.sampling : undefined;
-    if (sampling && sampling.topP < 1) throw new UserError('the fused loop samples with top-p 1 only; use --engine host for top-p < 1');
     checkSamplingParams(sampling);
     const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
     if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
@@ -105,7 +113,7 @@ export class FusedEagle {
 
     // The sampling head and session are built once, before the clock starts.
     const logitsHead = sampling ? await this.model.targetLogitsHead() : undefined;
-    const session = sampling ? await (this.samplingSession ??= this.createSampling()) : this.session;
+    const session = sampling ? await this.samplingSession(sampling.topP < 1 ? 'nucleus' : 'plain') : this.session;
     const random = new SeededRandom(options.seed ?? 0);
 
     const started = performance.now();
@@ -159,6 +167,7 @@ export class FusedEagle {
           const perLevel = uniformsPerLevel(this.tree);
           const uniforms = Float32Array.from({ length: m * block * perLevel }, () => random.uniform());
           feeds[EAGLE_LOOP_IO.temperature] = new Tensor('float32', Float32Array.of(sampling.temperature), []);
+          if (sampling.topP < 1) feeds[EAGLE_LOOP_IO.topP] = new Tensor('float32', Float32Array.of(sampling.topP), []);
           feeds[EAGLE_LOOP_IO.uniforms] = new Tensor('float32', uniforms, [m, block, perLevel]);
         }
         const dims = (kv: { numKvHeads: number; headDim: number }) => [1, capacity, kv.numKvHeads, kv.headDim];

@@ -23,21 +23,24 @@ import { Transcript } from '../transcript.js';
 /** Cache capacity is rounded up to a multiple of this (fewer distinct shapes per session). */
 export const CAPACITY_STEP = 64;
 
+/** The sampling graphs: plain (top-p 1) or with nucleus truncation (top-p < 1, a sort over the vocabulary per row). */
+export type SamplingVariant = 'plain' | 'nucleus';
+
 export interface FusedOptions extends GenerateOptions {
   /** Most tokens decoded per Loop run; default: the whole generation in one run. */
   chunk?: number;
 }
 
 export class FusedVanilla {
-  private samplingSession?: Promise<ort.InferenceSession>;
+  private readonly samplingSessions = new Map<SamplingVariant, Promise<ort.InferenceSession>>();
 
   private constructor(
     readonly model: EngineModel,
     private readonly ort: Ort,
     readonly session: ort.InferenceSession,
     private readonly profiling: boolean,
-    /** Builds the sampling variant of the loop on first use. */
-    private readonly createSampling: () => Promise<ort.InferenceSession>,
+    /** Builds a sampling variant of the loop on first use. */
+    private readonly createSampling: (variant: SamplingVariant) => Promise<ort.InferenceSession>,
   ) {}
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
@@ -49,7 +52,7 @@ export class FusedVanilla {
     const targetPath = sessions.folder.path(sessions.folder.config.target.file);
     const sessionOptionsFor = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), name);
     const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'));
-    const createSampling = () => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop_sampling'), true);
+    const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), variant);
     return new FusedVanilla(model, ortModule, session, options.profileDir !== undefined, createSampling);
   }
 
@@ -57,19 +60,27 @@ export class FusedVanilla {
   async endProfiling(): Promise<void> {
     if (!this.profiling) return;
     this.session.endProfiling();
-    const sampling = await this.samplingSession?.catch(() => undefined);
-    sampling?.endProfiling();
+    for (const pending of this.samplingSessions.values()) (await pending.catch(() => undefined))?.endProfiling();
+  }
+
+  private samplingSession(variant: SamplingVariant): Promise<ort.InferenceSession> {
+    let session = this.samplingSessions.get(variant);
+    if (!session) {
+      session = this.createSampling(variant);
+      this.samplingSessions.set(variant, session);
+      session.catch(() => this.samplingSessions.delete(variant));
+    }
+    return session;
   }
 
   async release(): Promise<void> {
     await this.session.release();
-    const sampling = await this.samplingSession?.catch(() => undefined);
-    await sampling?.release();
+    for (const pending of this.samplingSessions.values()) await (await pending.catch(() => undefined))?.release();
+    this.samplingSessions.clear();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
     const sampling = options.sampling && !isGreedy(options.sampling) ? options.sampling : undefined;
-    if (sampling && sampling.topP < 1) throw new UserError('the fused loop samples with top-p 1 only; use --engine host for top-p < 1');
     if (sampling && !Number.isFinite(sampling.temperature)) throw new UserError(`temperature must be a finite number, got ${sampling.temperature}`);
     const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
     if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
@@ -82,7 +93,7 @@ export class FusedVanilla {
 
     // The sampling head and session are built once, before the clock starts.
     const logitsHead = sampling ? await this.model.targetLogitsHead() : undefined;
-    const session = sampling ? await (this.samplingSession ??= this.createSampling()) : this.session;
+    const session = sampling ? await this.samplingSession(sampling.topP < 1 ? 'nucleus' : 'plain') : this.session;
     const random = new SeededRandom(options.seed ?? 0);
 
     const started = performance.now();
@@ -126,6 +137,7 @@ export class FusedVanilla {
         };
         if (sampling) {
           feeds[LOOP_IO.temperature] = new Tensor('float32', Float32Array.of(sampling.temperature), []);
+          if (sampling.topP < 1) feeds[LOOP_IO.topP] = new Tensor('float32', Float32Array.of(sampling.topP), []);
           feeds[LOOP_IO.uniforms] = new Tensor('float32', Float32Array.from({ length: m }, () => random.uniform()), [m]);
         }
         for (let i = 0; i < numLayers; i++) {

@@ -36,6 +36,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { drawFrom, samplingProbabilities } from './sampling-ops.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const EAGLE_LOOP_GRAPH = 'eagle_loop';
@@ -56,6 +57,8 @@ export const EAGLE_LOOP_IO = {
   temperature: 'temperature',
   /** Sampling graphs only: [max_steps, depth+1, uniformsPerLevel] float32 in [0, 1). */
   uniforms: 'uniforms',
+  /** Nucleus sampling graphs only: [] float32. */
+  topP: 'top_p',
   blocks: 'blocks',
   counts: 'counts',
   finalRootToken: 'final_root_token',
@@ -88,9 +91,9 @@ export interface EagleLoopGraphs {
   /**
    * Build the sampling variant: the walk over the tree is EAGLE-2's target-only multi-draft rejection
    * (src/engine/tree-verify.ts sequentialSamplingWalk) at `temperature` (top-p 1), driven by the
-   * `uniforms` input; default greedy.
+   * `uniforms` input; 'nucleus' adds top-p truncation (input `top_p`). Default greedy.
    */
-  sampling?: boolean;
+  sampling?: 'plain' | 'nucleus';
 }
 
 /** Uniforms one level of the sampling walk consumes: one per child tried, one for the final draw. */
@@ -162,6 +165,10 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     outer.input(EAGLE_LOOP_IO.uniforms, 'float32', ['max_steps', depth + 1, uniformsPerLevel(tree)]);
     body.outerValue(EAGLE_LOOP_IO.temperature, 'float32');
     body.outerValue(EAGLE_LOOP_IO.uniforms, 'float32');
+    if (graphs.sampling === 'nucleus') {
+      outer.input(EAGLE_LOOP_IO.topP, 'float32', []);
+      body.outerValue(EAGLE_LOOP_IO.topP, 'float32');
+    }
   }
 
   // Body inputs: iteration, condition, then the carried values.
@@ -333,10 +340,9 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     while (producer?.op_type === 'Identity') producer = targetGraph.producerOf(producer.input[0]);
     if (producer?.op_type !== 'ArgMax') throw new Error('eagle_loop: target graph has no ArgMax producing its argmax output');
     const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, producer.input[0]), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
-    const probs = b.op('Softmax', [b.op('Div', [logits, EAGLE_LOOP_IO.temperature])], { axis: -1 }); // [T,V]
+    const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, graphs.sampling === 'nucleus' ? EAGLE_LOOP_IO.topP : undefined); // [T,V]
     const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
     const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
-    const vocabIdsF = b.op('Cast', [vocabIds], { to: ONNX_DATA_TYPE.float32 });
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, 'it/iteration'], { axis: 0 }); // [B, U]
     const kk = Math.min(k, T);
     const nodeKey = b.constant('float32', range(T).map((i) => -i));
@@ -374,12 +380,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       const rejectedIds = b.op('Concat', rejected.map((r) => b.op('Unsqueeze', [r, i64([0])])), { axis: 0 });
       const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
       const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
-      const cdf = b.op('CumSum', [left, s64(0)]);
-      const threshold = b.op('Mul', [at(levelUniforms, kk), b.op('ReduceSum', [left, i64([0])], { keepdims: 0 })]);
-      const below = b.op('ReduceSum', [b.op('Cast', [b.op('LessOrEqual', [cdf, threshold])], { to: ONNX_DATA_TYPE.int64 }), i64([0])], { keepdims: 0 });
-      // Rounding may leave the threshold past the last mass: take the last id with mass, as sampleFrom does.
-      const lastWithMass = b.op('Cast', [b.op('ReduceMax', [b.op('Where', [b.op('Greater', [left, b.scalar('float32', 0)]), vocabIdsF, b.scalar('float32', -1)]), i64([0])], { keepdims: 0 })], { to: ONNX_DATA_TYPE.int64 });
-      const drawn = b.op('Min', [below, lastWithMass]);
+      const drawn = drawFrom(b, left, at(levelUniforms, kk));
       const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
       next = b.op('Where', [endsHere, drawn, next]);
       count = b.op('Where', [endsHere, s64(level + 1), count]);

@@ -31,6 +31,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { decodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
+import { drawFrom, samplingProbabilities } from './sampling-ops.js';
 import { createSessionFromModel } from './loop-session.js';
 
 export const LOOP_IO = {
@@ -44,6 +45,8 @@ export const LOOP_IO = {
   temperature: 'temperature',
   /** Sampling graphs only: [max_steps] float32 in [0, 1), one draw per step. */
   uniforms: 'uniforms',
+  /** Nucleus sampling graphs only: [] float32. */
+  topP: 'top_p',
   tokens: 'tokens',
   finalToken: 'final_token',
   finalLength: 'final_length',
@@ -101,10 +104,10 @@ export function logitsBeforeArgmax(target: ModelProto): string {
 
 /**
  * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
- * `sampling`, each step draws from softmax(logits / temperature) by inverse CDF with one of the
- * `uniforms` instead of taking the argmax (top-p 1).
+ * `sampling`, each step draws from softmax(logits / temperature) (with 'nucleus': truncated to
+ * `top_p`) by inverse CDF with one of the `uniforms` instead of taking the argmax.
  */
-export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, options: { sampling?: boolean } = {}): ModelProto {
+export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, options: { sampling?: 'plain' | 'nucleus' } = {}): ModelProto {
   const { numLayers, numKvHeads, headDim, dtype } = kv;
   const layers = Array.from({ length: numLayers }, (_, i) => i);
   const targetInputs = new Set(target.graph.input.map((i) => i.name));
@@ -129,6 +132,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   if (options.sampling) {
     b.input(LOOP_IO.temperature, 'float32', []);
     b.input(LOOP_IO.uniforms, 'float32', [DIM_STEPS]);
+    if (options.sampling === 'nucleus') b.input(LOOP_IO.topP, 'float32', []);
   }
   for (const name of definedNames(target)) if (!targetInputs.has(name) && !produced.has(name)) b.input(name, dtypeOfTargetValue(name), []);
 
@@ -146,13 +150,10 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   const prologueCount = b.toGraph().nodes.length;
 
   const sampledToken = () => {
-    const logits = b.op('Cast', [b.op('Reshape', [logitsBeforeArgmax(target), b.constant('int64', [-1])])], { to: ONNX_DATA_TYPE.float32 });
-    const p = b.op('Softmax', [b.op('Div', [logits, LOOP_IO.temperature])], { axis: -1 });
+    const logits = b.op('Cast', [b.op('Reshape', [logitsBeforeArgmax(target), b.constant('int64', [1, -1])])], { to: ONNX_DATA_TYPE.float32 });
+    const p = samplingProbabilities(b, logits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
     const u = b.op('Gather', [LOOP_IO.uniforms, BODY.iteration], { axis: 0 });
-    // The first id whose cumulative mass exceeds u (sampleFrom), at most the last id.
-    const below = b.op('ReduceSum', [b.op('Cast', [b.op('LessOrEqual', [b.op('CumSum', [p, b.scalar('int64', 0)]), u])], { to: ONNX_DATA_TYPE.int64 }), b.constant('int64', [0])], { keepdims: 0 });
-    const last = b.op('Sub', [b.op('Squeeze', [b.op('Shape', [p]), b.constant('int64', [0])]), b.scalar('int64', 1)]);
-    return b.op('Reshape', [b.op('Min', [below, last]), b.constant('int64', [1])]);
+    return b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, b.constant('int64', [-1])]), u), b.constant('int64', [1])]);
   };
   const epilogue = b.scope('loop', () => {
     const keys = layers.map((i) => b.op('Where', [selector, TARGET_IO.newKey(i), TARGET_IO.pastKey(i)]));
@@ -217,6 +218,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
         valueInfo(LOOP_IO.maxSteps, int64, []),
         valueInfo(LOOP_IO.stopIds, int64, [DIM_STOP]),
         ...(options.sampling ? [valueInfo(LOOP_IO.temperature, ONNX_DATA_TYPE.float32, []), valueInfo(LOOP_IO.uniforms, ONNX_DATA_TYPE.float32, [DIM_STEPS])] : []),
+        ...(options.sampling === 'nucleus' ? [valueInfo(LOOP_IO.topP, ONNX_DATA_TYPE.float32, [])] : []),
       ],
       output: [
         valueInfo(LOOP_IO.tokens, int64, [DIM_STEPS, 1]),
@@ -240,6 +242,6 @@ export function externalDataLocations(model: ModelProto): string[] {
 }
 
 /** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
-export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, sampling = false): Promise<ort.InferenceSession> {
+export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, sampling?: 'plain' | 'nucleus'): Promise<ort.InferenceSession> {
   return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, { sampling }), dirname(targetPath), options);
 }
