@@ -36,7 +36,8 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
-import { drawFrom, samplingProbabilities } from './sampling-ops.js';
+import { samplingProbabilities } from './sampling-ops.js';
+import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const EAGLE_LOOP_GRAPH = 'eagle_loop';
@@ -319,20 +320,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     const block = b.op('Where', [b.op('Equal', [blockRange, lastIndex]), next, b.op('Where', [b.op('Less', [blockRange, lastIndex]), drafted, s64(-1)])]);
     return { count, pathNodes, next, block, lastIndex };
   };
+  const graphTree: GraphTree = { ...treeOf, size: T, depth };
   const greedyAccept = () => {
     const argmax = b.op('Reshape', [verified[TARGET_IO.argmax], i64([T])]);
-    const wantedHere = b.op('Gather', [argmax, b.op('Max', [treeOf.parents, s64(0)])], { axis: 0 });
-    const isRoot = b.constant('bool', range(T).map((i) => i === 0));
-    const matches = b.op('Or', [b.op('Equal', [treeOf.tokens, wantedHere]), isRoot]);
-    const misses = b.op('MatMul', [treeOf.lineage, b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 })]);
-    const accepted = b.op('Less', [misses, b.scalar('float32', 0.5)]);
-    const depthF = b.op('Cast', [treeOf.depths], { to: ONNX_DATA_TYPE.float32 });
-    const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
-    const count = b.op('Add', [b.op('Gather', [treeOf.depths, deepest], { axis: 0 }), s64(1)]);
-    const onPath = b.op('Unsqueeze', [b.op('Gather', [treeOf.lineage, deepest], { axis: 0 }), i64([0])]); // [1,T] 0/1
-    const atDepth = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [blockRange, i64([1])]), b.op('Unsqueeze', [treeOf.depths, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
-    const pathNodes = b.op('ArgMax', [b.op('Mul', [atDepth, onPath])], { axis: 1, keepdims: 0 });
-    return blockOf(pathNodes, count, b.op('Gather', [argmax, deepest], { axis: 0 }));
+    const walk = greedyTreeWalk(b, graphTree, argmax);
+    return blockOf(walk.pathNodes, walk.count, walk.next);
   };
   const samplingAccept = () => {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
@@ -341,54 +333,9 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     if (producer?.op_type !== 'ArgMax') throw new Error('eagle_loop: target graph has no ArgMax producing its argmax output');
     const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, producer.input[0]), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
     const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, graphs.sampling === 'nucleus' ? EAGLE_LOOP_IO.topP : undefined); // [T,V]
-    const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
-    const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, 'it/iteration'], { axis: 0 }); // [B, U]
-    const kk = Math.min(k, T);
-    const nodeKey = b.constant('float32', range(T).map((i) => -i));
-    const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
-    let current = s64(0);
-    let done = b.constant('bool', [false], []);
-    let count = s64(B);
-    let next = s64(-1);
-    const pathNodes: string[] = [];
-    for (let level = 0; level <= depth; level++) {
-      pathNodes.push(current);
-      const p = b.op('Gather', [probs, current], { axis: 0 }); // [V]
-      const levelUniforms = b.op('Gather', [uniforms, s64(level)], { axis: 0 });
-      // Children of the current node, lowest node index first (the host tries them in that order).
-      const isChild = b.op('Equal', [treeOf.parents, current]);
-      const [keys, children] = b.node('TopK', [b.op('Where', [isChild, nodeKey, b.scalar('float32', -1e9)]), i64([kk])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
-      const valid = b.op('Greater', [keys, b.scalar('float32', -1e8)]);
-      const childTokens = b.op('Gather', [treeOf.tokens, children], { axis: 0 });
-      const childProbs = b.op('Gather', [p, childTokens], { axis: 0 });
-      let remaining = b.scalar('float32', 1);
-      let accepted = b.constant('bool', [false], []);
-      let acceptedNode = s64(0);
-      const rejected: string[] = [];
-      for (let j = 0; j < kk; j++) {
-        const tried = b.op('And', [at(valid, j), b.op('Not', [accepted])]);
-        // u < p(x) / remaining: p renormalized after the rejected siblings, as removeAndRenormalize does.
-        const accept = b.op('And', [tried, b.op('Less', [b.op('Mul', [at(levelUniforms, j), remaining]), at(childProbs, j)])]);
-        const reject = b.op('And', [tried, b.op('Not', [accept])]);
-        remaining = b.op('Where', [reject, b.op('Sub', [remaining, at(childProbs, j)]), remaining]);
-        acceptedNode = b.op('Where', [accept, at(children, j), acceptedNode]);
-        rejected.push(b.op('Where', [reject, at(childTokens, j), s64(-1)]));
-        accepted = b.op('Or', [accepted, accept]);
-      }
-      // No child accepted (or a leaf): draw from what is left of p.
-      const rejectedIds = b.op('Concat', rejected.map((r) => b.op('Unsqueeze', [r, i64([0])])), { axis: 0 });
-      const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
-      const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
-      const drawn = drawFrom(b, left, at(levelUniforms, kk));
-      const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
-      next = b.op('Where', [endsHere, drawn, next]);
-      count = b.op('Where', [endsHere, s64(level + 1), count]);
-      current = b.op('Where', [b.op('And', [b.op('Not', [done]), accepted]), acceptedNode, current]);
-      done = b.op('Or', [done, b.op('Not', [accepted])]);
-    }
-    const path = b.op('Concat', pathNodes.slice(0, B).map((n) => b.op('Unsqueeze', [n, i64([0])])), { axis: 0 });
-    return blockOf(path, count, next);
+    const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k);
+    return blockOf(walk.pathNodes, walk.count, walk.next);
   };
   const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));
 

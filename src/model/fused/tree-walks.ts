@@ -1,0 +1,115 @@
+/**
+ * The host's tree walks (src/engine/tree-verify.ts) as graph ops over a verified draft tree, for the
+ * fused eagle loop. Both return the accepted path as the node at each depth ([depth+1], entries past
+ * the path unused), its length n (root included) and the token after it.
+ */
+import type { GraphBuilder } from '../onnx/builder.js';
+import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
+import { drawFrom } from './sampling-ops.js';
+
+/** A token tree inside a graph: nodes in candidate order, the root first. */
+export interface GraphTree {
+  /** [T] int64. */
+  tokens: string;
+  /** [T] int64, −1 for the root. */
+  parents: string;
+  /** [T] int64, 0 for the root. */
+  depths: string;
+  /** [T,T] float32 0/1: row i marks node i and its ancestors. */
+  lineage: string;
+  /** T. */
+  size: number;
+  /** Deepest node's depth. */
+  depth: number;
+}
+
+export interface GraphWalk {
+  /** [depth+1] int64: the accepted node at each depth. */
+  pathNodes: string;
+  /** [] int64: nodes on the path, root included (= tokens committed). */
+  count: string;
+  /** [] int64: the target's token after the path. */
+  next: string;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * greedyWalk: a node is accepted when every node on its path (root excluded) is its parent's argmax;
+ * siblings are distinct, so the accepted nodes form one path, and its deepest node gives the bonus.
+ */
+export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string): GraphWalk {
+  const i64 = (values: number[]) => b.constant('int64', values);
+  const wantedHere = b.op('Gather', [argmax, b.op('Max', [tree.parents, b.scalar('int64', 0)])], { axis: 0 });
+  const isRoot = b.constant('bool', range(tree.size).map((i) => i === 0));
+  const matches = b.op('Or', [b.op('Equal', [tree.tokens, wantedHere]), isRoot]);
+  const misses = b.op('MatMul', [tree.lineage, b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 })]);
+  const accepted = b.op('Less', [misses, b.scalar('float32', 0.5)]);
+  const depthF = b.op('Cast', [tree.depths], { to: ONNX_DATA_TYPE.float32 });
+  const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
+  const count = b.op('Add', [b.op('Gather', [tree.depths, deepest], { axis: 0 }), b.scalar('int64', 1)]);
+  const onPath = b.op('Unsqueeze', [b.op('Gather', [tree.lineage, deepest], { axis: 0 }), i64([0])]); // [1,T] 0/1
+  const levels = i64(range(tree.depth + 1));
+  const atDepth = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [levels, i64([1])]), b.op('Unsqueeze', [tree.depths, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
+  const pathNodes = b.op('ArgMax', [b.op('Mul', [atDepth, onPath])], { axis: 1, keepdims: 0 });
+  return { pathNodes, count, next: b.op('Gather', [argmax, deepest], { axis: 0 }) };
+}
+
+/**
+ * sequentialSamplingWalk (EAGLE-2's target-only multi-draft rejection, q = 1), unrolled over the
+ * depth + 1 levels: at the current node try its children in node order, accepting child x when
+ * u < p(x) / remaining (p renormalized after the rejected siblings, as removeAndRenormalize does); when
+ * none is accepted, or at a leaf, draw the next token from p without the rejected tokens.
+ *
+ * @param probs [T,V] the target's sampling distribution at every node
+ * @param uniforms [depth+1, min(topK,T)+1]: per level, one per child tried and one for the draw
+ * @param topK most children a node has
+ */
+export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string, uniforms: string, topK: number): GraphWalk {
+  const i64 = (values: number[]) => b.constant('int64', values);
+  const s64 = (value: number) => b.scalar('int64', value);
+  const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
+  const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
+  const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
+  const kk = Math.min(topK, tree.size);
+  const nodeKey = b.constant('float32', range(tree.size).map((i) => -i));
+  let current = s64(0);
+  let done = b.constant('bool', [false], []);
+  let count = s64(tree.depth + 1);
+  let next = s64(-1);
+  const pathNodes: string[] = [];
+  for (let level = 0; level <= tree.depth; level++) {
+    pathNodes.push(current);
+    const p = b.op('Gather', [probs, current], { axis: 0 }); // [V]
+    const levelUniforms = b.op('Gather', [uniforms, s64(level)], { axis: 0 });
+    // Children of the current node, lowest node index first (the host tries them in that order).
+    const isChild = b.op('Equal', [tree.parents, current]);
+    const [keys, children] = b.node('TopK', [b.op('Where', [isChild, nodeKey, b.scalar('float32', -1e9)]), i64([kk])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+    const valid = b.op('Greater', [keys, b.scalar('float32', -1e8)]);
+    const childTokens = b.op('Gather', [tree.tokens, children], { axis: 0 });
+    const childProbs = b.op('Gather', [p, childTokens], { axis: 0 });
+    let remaining = b.scalar('float32', 1);
+    let accepted = b.constant('bool', [false], []);
+    let acceptedNode = s64(0);
+    const rejected: string[] = [];
+    for (let j = 0; j < kk; j++) {
+      const tried = b.op('And', [at(valid, j), b.op('Not', [accepted])]);
+      const accept = b.op('And', [tried, b.op('Less', [b.op('Mul', [at(levelUniforms, j), remaining]), at(childProbs, j)])]);
+      const reject = b.op('And', [tried, b.op('Not', [accept])]);
+      remaining = b.op('Where', [reject, b.op('Sub', [remaining, at(childProbs, j)]), remaining]);
+      acceptedNode = b.op('Where', [accept, at(children, j), acceptedNode]);
+      rejected.push(b.op('Where', [reject, at(childTokens, j), s64(-1)]));
+      accepted = b.op('Or', [accepted, accept]);
+    }
+    const rejectedIds = b.op('Concat', rejected.map((r) => b.op('Unsqueeze', [r, i64([0])])), { axis: 0 });
+    const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
+    const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
+    const drawn = drawFrom(b, left, at(levelUniforms, kk));
+    const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
+    next = b.op('Where', [endsHere, drawn, next]);
+    count = b.op('Where', [endsHere, s64(level + 1), count]);
+    current = b.op('Where', [b.op('And', [b.op('Not', [done]), accepted]), acceptedNode, current]);
+    done = b.op('Or', [done, b.op('Not', [accepted])]);
+  }
+  return { pathNodes: b.op('Concat', pathNodes.map((n) => b.op('Unsqueeze', [n, i64([0])])), { axis: 0 }), count, next };
+}
