@@ -1,0 +1,75 @@
+/**
+ * The fused loops' sampling arithmetic (src/model/fused/sampling-ops.ts) against the host's
+ * (src/engine/sampling.ts), op by op on the CPU: the distribution from logits (temperature, nucleus
+ * with ties) and the inverse-CDF draw at its edges.
+ */
+import { expect } from 'chai';
+import { distributionFromLogits, sampleFrom } from '../../src/engine/sampling.js';
+import { SeededRandom } from '../../src/engine/random.js';
+import { drawFrom, samplingProbabilities } from '../../src/model/fused/sampling-ops.js';
+import { GraphBuilder } from '../../src/model/onnx/builder.js';
+import { loadOrt } from '../../src/model/ort-runtime.js';
+
+const ort = loadOrt();
+
+async function probabilities(logits: number[][], temperature: number, topP?: number): Promise<Float32Array> {
+  const b = new GraphBuilder('probabilities');
+  const input = b.input('logits', 'float32', [logits.length, logits[0].length]);
+  const t = b.input('temperature', 'float32', []);
+  const p = topP === undefined ? undefined : b.input('top_p', 'float32', []);
+  b.output(samplingProbabilities(b, input, t, p), 'float32', [logits.length, logits[0].length], 'p');
+  const session = await ort.InferenceSession.create(b.toBytes());
+  const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+    logits: new ort.Tensor('float32', Float32Array.from(logits.flat()), [logits.length, logits[0].length]),
+    temperature: new ort.Tensor('float32', Float32Array.of(temperature), []),
+  };
+  if (topP !== undefined) feeds.top_p = new ort.Tensor('float32', Float32Array.of(topP), []);
+  const out = await session.run(feeds);
+  await session.release();
+  return out.p.data as Float32Array;
+}
+
+async function draws(p: number[], uniforms: number[]): Promise<number[]> {
+  const b = new GraphBuilder('draw');
+  const input = b.input('p', 'float32', [p.length]);
+  const u = b.input('u', 'float32', []);
+  b.output(drawFrom(b, input, u), 'int64', [], 'id');
+  const session = await ort.InferenceSession.create(b.toBytes());
+  const ids: number[] = [];
+  for (const value of uniforms) {
+    const out = await session.run({ p: new ort.Tensor('float32', Float32Array.from(p), [p.length]), u: new ort.Tensor('float32', Float32Array.of(value), []) });
+    ids.push(Number((out.id.data as BigInt64Array)[0]));
+  }
+  await session.release();
+  return ids;
+}
+
+describe('fused sampling ops equal the host\'s sampling arithmetic (CPU)', () => {
+  it('softmax(logits / T) and nucleus truncation, ties toward the lower id', async () => {
+    const random = new SeededRandom(3);
+    const rows = [
+      Array.from({ length: 40 }, () => 4 * random.uniform() - 2),
+      [1, 3, 3, 0, 3, -1, 2, 2], // ties at the nucleus boundary
+    ];
+    for (const [temperature, topP] of [[1, undefined], [0.7, 0.9], [1.3, 0.5], [1, 0.35]] as const) {
+      const got = await probabilities(rows.map((r) => [...r, ...Array(40 - r.length).fill(-30)]), temperature, topP);
+      rows.forEach((row, i) => {
+        const padded = [...row, ...Array(40 - row.length).fill(-30)];
+        const want = distributionFromLogits(padded, { temperature, topP: topP ?? 1 });
+        const label = `row ${i}, T ${temperature}, top-p ${topP}`;
+        want.forEach((value, id) => expect(got[i * 40 + id], `${label}, id ${id}`).to.be.closeTo(value, 1e-5));
+      });
+    }
+  });
+
+  it('draws the first id whose cumulative mass exceeds u × total, skipping empty ids, never past the last id with mass', async () => {
+    const p = [0, 0.2, 0, 0.3, 0.5, 0];
+    const uniforms = [0, 0.1999, 0.2001, 0.4999, 0.5001, 0.99999, 1];
+    const expected = uniforms.map((u) => sampleFrom(Float64Array.from(p), u));
+    expect(await draws(p, uniforms)).to.deep.equal(expected);
+    expect(expected).to.deep.equal([1, 1, 3, 3, 4, 4, 4]);
+    // Unnormalized mass (a residual after rejected drafts) scales the threshold, as sampleFrom does.
+    const residual = [0, 0.2, 0, 0, 0.2, 0];
+    expect(await draws(residual, [0.25, 0.75])).to.deep.equal([1, 4]);
+  });
+});
