@@ -15,7 +15,7 @@ import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { decoderGraph, eagleGraph, feedChain, KvDecoder } from '../decoder.js';
-import type { GenerateOptions, GenerationResult } from '../engine.js';
+import type { GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';

@@ -33,7 +33,7 @@ import { EAGLE_IO } from '../eagle-graph.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { HEAD_IO } from '../lm-head-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
-import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
 import { samplingProbabilities } from './sampling-ops.js';
@@ -451,6 +451,3 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
-
-/** The float type of a loop's caches (for callers that only know the dtype name). */
-export type EagleLoopDType = FloatDType;
