@@ -15,9 +15,9 @@ import { runVanilla } from './methods/vanilla.js';
 import type { EngineModel } from './model.js';
 import { PhrasePool } from './phrase-pool.js';
 import { SeededRandom } from './random.js';
-import { GREEDY, isGreedy, type SamplingParams } from './sampling.js';
+import { checkSampling, GREEDY, isGreedy, type SamplingParams } from './sampling.js';
 import { summarize, type GenerationStats } from './stats.js';
-import { Transcript, type StopReason } from './transcript.js';
+import { checkPromptIds, Transcript, type StopReason } from './transcript.js';
 
 export const METHODS = ['vanilla', 'sps', 'eagle2', 'fr-spec', 'ouroboros'] as const;
 export type Method = (typeof METHODS)[number];
@@ -159,9 +159,7 @@ export class Generator {
     const sampling = options.sampling ?? GREEDY;
     checkSampling(sampling);
     if (this.fused) return this.fused.generate(prompt, { ...options, sampling, chunk: this.chunk });
-    const vocabSize = this.model.config.vocab_size;
-    const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
-    if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);
+    checkPromptIds(prompt, this.model.config.vocab_size);
     const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds: options.stopIds ?? [], contextLength: this.model.contextLength }, options.onTokens);
     // Sampling heads are built once per model, before the clock starts.
     const greedy = isGreedy(sampling);
@@ -220,9 +218,4 @@ function checkPositive(values: Record<string, number>): void {
   for (const [name, value] of Object.entries(values)) {
     if (!Number.isInteger(value) || value < 1) throw new UserError(`${name} must be a whole number ≥ 1, got ${value}`);
   }
-}
-
-function checkSampling({ temperature, topP }: SamplingParams): void {
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new UserError(`temperature must be ≥ 0, got ${temperature}`);
-  if (!(topP > 0 && topP <= 1)) throw new UserError(`top-p must be in (0, 1], got ${topP}`);
 }

@@ -2,6 +2,7 @@
  * The target's sampling distribution (temperature, then nucleus/top-p) and draws from it. All
  * methods use these same functions, so "the target's distribution" means one thing everywhere.
  */
+import { UserError } from '../util/errors.js';
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -13,6 +14,12 @@ export interface SamplingParams {
 export const GREEDY: SamplingParams = { temperature: 0, topP: 1 };
 
 export const isGreedy = (params: SamplingParams): boolean => params.temperature <= 0;
+
+/** Refuses settings no method can use: a negative or infinite temperature, top-p outside (0, 1]. */
+export function checkSampling({ temperature, topP }: SamplingParams): void {
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new UserError(`temperature must be ≥ 0, got ${temperature}`);
+  if (!(topP > 0 && topP <= 1)) throw new UserError(`top-p must be in (0, 1], got ${topP}`);
+}
 
 /** A probability vector over token ids (float64 so repeated renormalization stays exact enough). */
 export type Distribution = Float64Array;

@@ -6,6 +6,12 @@
  */
 import { UserError } from '../util/errors.js';
 
+/** Refuses a prompt with an id the model cannot embed. */
+export function checkPromptIds(prompt: readonly number[], vocabSize: number): void {
+  const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+  if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);
+}
+
 export type StopReason = 'stop-token' | 'max-new-tokens' | 'context-length';
 
 export interface TranscriptLimits {

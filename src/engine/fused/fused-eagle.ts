@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type * as ort from 'onnxruntime-node';
-import { allocFloatData, asFloatData, type FloatData } from '../../model/float-data.js';
+import { asFloatData } from '../../model/float-data.js';
 import { buildEagleLoopModel, EAGLE_LOOP_IO, uniformsPerLevel, verifiedTokens, type EagleLoopTree } from '../../model/fused/eagle-loop.js';
 import { createSessionFromModel } from '../../model/fused/loop-session.js';
 import { decodeModel } from '../../model/onnx/proto.js';
@@ -16,14 +16,10 @@ import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { decoderGraph, eagleGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
-import { byteSize, RunMeter } from '../meter.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
-import { SeededRandom } from '../random.js';
-import { distributionFromLogits, isGreedy, sampleFrom, type SamplingParams } from '../sampling.js';
 import { summarize } from '../stats.js';
-import { Transcript } from '../transcript.js';
-import { CAPACITY_STEP, type FusedOptions, type SamplingVariant } from './fused-vanilla.js';
+import { CAPACITY_STEP, capacityCaches, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
 export interface FusedEagleSettings {
   tree: TreeShape;
@@ -35,17 +31,12 @@ export interface FusedEagleSettings {
 }
 
 export class FusedEagle {
-  private readonly samplingSessions = new Map<SamplingVariant, Promise<ort.InferenceSession>>();
-
   private constructor(
     readonly model: EngineModel,
     private readonly ort: Ort,
-    readonly session: ort.InferenceSession,
+    readonly sessions: LoopSessions,
     readonly tree: EagleLoopTree,
     readonly method: 'eagle2' | 'fr-spec',
-    private readonly profiling: boolean,
-    /** Builds a sampling variant of the loop on first use. */
-    private readonly createSampling: (variant: SamplingVariant) => Promise<ort.InferenceSession>,
   ) {}
 
   static async create(model: EngineModel, settings: FusedEagleSettings): Promise<FusedEagle> {
@@ -69,7 +60,8 @@ export class FusedEagle {
     const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);
     const session = await createSessionFromModel(ortModule, buildEagleLoopModel(graphs), folder.dir, options('eagle_loop'));
     const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, buildEagleLoopModel({ ...graphs, sampling: variant }), folder.dir, options(`eagle_loop_${variant}_sampling`));
-    return new FusedEagle(model, ortModule, session, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2', settings.profileDir !== undefined, createSampling);
+    const loopSessions = new LoopSessions(session, createSampling, settings.profileDir !== undefined);
+    return new FusedEagle(model, ortModule, loopSessions, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2');
   }
 
   /** Tokens verified per iteration (the root included). */
@@ -77,74 +69,33 @@ export class FusedEagle {
     return verifiedTokens(this.tree);
   }
 
-  async endProfiling(): Promise<void> {
-    if (!this.profiling) return;
-    this.session.endProfiling();
-    for (const pending of this.samplingSessions.values()) (await pending.catch(() => undefined))?.endProfiling();
+  /** Ends onnxruntime profiling, if the loop sessions were created with it, writing their trace files. */
+  endProfiling(): Promise<void> {
+    return this.sessions.endProfiling();
   }
 
-  private samplingSession(variant: SamplingVariant): Promise<ort.InferenceSession> {
-    let session = this.samplingSessions.get(variant);
-    if (!session) {
-      session = this.createSampling(variant);
-      this.samplingSessions.set(variant, session);
-      session.catch(() => this.samplingSessions.delete(variant));
-    }
-    return session;
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
-    for (const pending of this.samplingSessions.values()) await (await pending.catch(() => undefined))?.release();
-    this.samplingSessions.clear();
+  release(): Promise<void> {
+    return this.sessions.release();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
-    const sampling = options.sampling && !isGreedy(options.sampling) ? options.sampling : undefined;
-    checkSamplingParams(sampling);
-    const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
-    if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
-    const vocabSize = this.model.config.vocab_size;
-    const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
-    if (outside !== undefined) throw new UserError(`prompt token id ${outside} is outside the model's vocabulary (0..${vocabSize - 1})`);
-    const contextLength = this.model.contextLength;
-    const stopIds = options.stopIds ?? [];
-    const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds, contextLength }, options.onTokens);
-
-    // The sampling head and session are built once, before the clock starts.
-    const logitsHead = sampling ? await this.model.targetLogitsHead() : undefined;
-    const session = sampling ? await this.samplingSession(sampling.topP < 1 ? 'nucleus' : 'plain') : this.session;
-    const random = new SeededRandom(options.seed ?? 0);
-
-    const started = performance.now();
-    const meter = new RunMeter();
+    const { sampling, chunk, stopIds, transcript, session, random, meter, targetChoice, started } = await startFused(this.model, this.sessions, prompt, options);
     const { sessions } = this.model;
     const target = new KvDecoder(decoderGraph(sessions.target), meter, 'target', 'verify');
     const eagle = new KvDecoder(eagleGraph(sessions.eagle!), meter, 'draft', 'draft');
     // The prompt on the host, exactly as the host engine's eagle method feeds it.
     const prefill = await feedChain(target, transcript.tokens, { keepStates: true });
-    const first = logitsHead
-      ? sampleFrom(distributionFromLogits(await logitsHead.logits(target.state(prefill.last, prefill.last.nodes - 1), meter, 'verify'), sampling!), random.uniform())
-      : Number(prefill.last.argmax![prefill.last.nodes - 1]);
+    const first = await targetChoice.choose(target, prefill.last, prefill.last.nodes - 1);
     transcript.commit([first], false);
     if (!transcript.done) {
       let rootOut = await encodeCommitted(eagle, [...prompt.slice(1), first], prefill.states!);
       const past = target.length;
-      const budget = Math.min(options.maxNewTokens - 1, contextLength - past - 1);
+      const budget = loopBudget(options.maxNewTokens, this.model.contextLength, past);
       const block = this.tree.depth + 1;
       const capacity = Math.ceil((past + budget + block) / CAPACITY_STEP) * CAPACITY_STEP;
       const { Tensor } = this.ort;
-      const pad = (decoder: KvDecoder) => {
-        const rowWidth = decoder.kv.numKvHeads * decoder.kv.headDim;
-        const fill = (rows: FloatData) => {
-          const cache = allocFloatData(decoder.dtype, capacity * rowWidth);
-          cache.set(rows);
-          return cache;
-        };
-        return { keys: decoder.arena.pastKeys().map(fill), values: decoder.arena.pastValues().map(fill) };
-      };
-      let targetCache = pad(target);
-      let eagleCache = pad(eagle);
+      let targetCache = capacityCaches(target, capacity);
+      let eagleCache = capacityCaches(eagle, capacity);
       let length = past;
       let rootToken = transcript.last;
       let remaining = budget;
@@ -163,13 +114,7 @@ export class FusedEagle {
           [EAGLE_LOOP_IO.maxTokens]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [EAGLE_LOOP_IO.stopIds]: stopTensor,
         };
-        if (sampling) {
-          const perLevel = uniformsPerLevel(this.tree);
-          const uniforms = Float32Array.from({ length: m * block * perLevel }, () => random.uniform());
-          feeds[EAGLE_LOOP_IO.temperature] = new Tensor('float32', Float32Array.of(sampling.temperature), []);
-          if (sampling.topP < 1) feeds[EAGLE_LOOP_IO.topP] = new Tensor('float32', Float32Array.of(sampling.topP), []);
-          feeds[EAGLE_LOOP_IO.uniforms] = new Tensor('float32', uniforms, [m, block, perLevel]);
-        }
+        if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m, block, uniformsPerLevel(this.tree)]));
         const dims = (kv: { numKvHeads: number; headDim: number }) => [1, capacity, kv.numKvHeads, kv.headDim];
         for (let i = 0; i < targetKv.numLayers; i++) {
           feeds[EAGLE_LOOP_IO.targetKey(i)] = new Tensor(dtype, targetCache.keys[i], dims(targetKv));
@@ -188,8 +133,7 @@ export class FusedEagle {
           ...Array.from({ length: eagleKv.numLayers }, (_, j) => [EAGLE_LOOP_IO.finalEagleKey(j), EAGLE_LOOP_IO.finalEagleValue(j)]).flat(),
         ];
         const fetches = [EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts, ...(last ? [] : carried)];
-        const inputBytes = byteSize(...Object.values(feeds).map((t) => t.data as BigInt64Array | FloatData));
-        const out = await meter.measure('target', 'verify', inputBytes, () => session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
+        const out = await runLoop(meter, session, feeds, fetches);
         const counts = Array.from(out[EAGLE_LOOP_IO.counts].data as BigInt64Array, Number);
         const blocks = out[EAGLE_LOOP_IO.blocks].data as BigInt64Array;
         // One target forward was counted by measure(); each iteration also ran depth EAGLE forwards and depth head runs.
@@ -222,6 +166,3 @@ export class FusedEagle {
   }
 }
 
-function checkSamplingParams(sampling: SamplingParams | undefined): void {
-  if (sampling && !(Number.isFinite(sampling.temperature) && sampling.temperature > 0)) throw new UserError(`temperature must be a finite number > 0, got ${sampling.temperature}`);
-}

@@ -36,7 +36,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
-import { samplingProbabilities } from './sampling-ops.js';
+import { SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
@@ -54,12 +54,8 @@ export const EAGLE_LOOP_IO = {
   maxSteps: 'max_steps',
   maxTokens: 'max_tokens',
   stopIds: 'stop_ids',
-  /** Sampling graphs only: [] float32. */
-  temperature: 'temperature',
-  /** Sampling graphs only: [max_steps, depth+1, uniformsPerLevel] float32 in [0, 1). */
-  uniforms: 'uniforms',
-  /** Nucleus sampling graphs only: [] float32. */
-  topP: 'top_p',
+  /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps, depth+1, uniformsPerLevel]. */
+  ...SAMPLING_IO,
   blocks: 'blocks',
   counts: 'counts',
   finalRootToken: 'final_root_token',

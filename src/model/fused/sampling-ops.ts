@@ -6,6 +6,16 @@
 import type { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 
+/** The sampling inputs both fused loops declare (their shapes differ: see each loop's IO). */
+export const SAMPLING_IO = {
+  /** Sampling graphs only: [] float32. */
+  temperature: 'temperature',
+  /** Sampling graphs only: float32 in [0, 1), one per draw the loop may make. */
+  uniforms: 'uniforms',
+  /** Nucleus sampling graphs only: [] float32. */
+  topP: 'top_p',
+} as const;
+
 /**
  * softmax(logits / temperature) over the last axis of `logits` [N,V] (float32); with `topP`, only the
  * most likely ids (ties toward the lower id) up to the first whose cumulative mass reaches top-p are

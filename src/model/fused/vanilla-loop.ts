@@ -31,7 +31,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { decodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
-import { drawFrom, samplingProbabilities } from './sampling-ops.js';
+import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { createSessionFromModel } from './loop-session.js';
 
 export const LOOP_IO = {
@@ -41,12 +41,8 @@ export const LOOP_IO = {
   pastLength: 'past_length',
   maxSteps: 'max_steps',
   stopIds: 'stop_ids',
-  /** Sampling graphs only: [] float32. */
-  temperature: 'temperature',
-  /** Sampling graphs only: [max_steps] float32 in [0, 1), one draw per step. */
-  uniforms: 'uniforms',
-  /** Nucleus sampling graphs only: [] float32. */
-  topP: 'top_p',
+  /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps] (one draw per step). */
+  ...SAMPLING_IO,
   tokens: 'tokens',
   finalToken: 'final_token',
   finalLength: 'final_length',

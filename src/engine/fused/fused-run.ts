@@ -1,0 +1,137 @@
+/**
+ * What the fused engines (fused-vanilla.ts, fused-eagle.ts) share: their loop sessions (the greedy
+ * one, plus sampling variants built on first use), the start of a generation (checks, transcript,
+ * the session and the token chooser for the settings), capacity-sized cache buffers, the sampling
+ * feeds and the metered Loop run.
+ */
+import type * as ort from 'onnxruntime-node';
+import { allocFloatData, type FloatData } from '../../model/float-data.js';
+import { SAMPLING_IO } from '../../model/fused/sampling-ops.js';
+import type { Ort } from '../../model/ort-runtime.js';
+import { UserError } from '../../util/errors.js';
+import type { KvDecoder } from '../decoder.js';
+import type { GenerateOptions } from '../engine.js';
+import { byteSize, RunMeter } from '../meter.js';
+import { TokenChooser } from '../methods/context.js';
+import type { EngineModel } from '../model.js';
+import { SeededRandom } from '../random.js';
+import { checkSampling, GREEDY, isGreedy, type SamplingParams } from '../sampling.js';
+import { checkPromptIds, Transcript } from '../transcript.js';
+
+/** Cache capacity is rounded up to a multiple of this (fewer distinct shapes per session). */
+export const CAPACITY_STEP = 64;
+
+/** The sampling graphs: plain (top-p 1) or with nucleus truncation (top-p < 1, a sort over the vocabulary per row). */
+export type SamplingVariant = 'plain' | 'nucleus';
+
+export interface FusedOptions extends GenerateOptions {
+  /** Most tokens decoded per Loop run; default: the whole generation in one run. */
+  chunk?: number;
+}
+
+/** A loop's sessions: greedy, created up front, and each sampling variant, created on first use. */
+export class LoopSessions {
+  private readonly sampling = new Map<SamplingVariant, Promise<ort.InferenceSession>>();
+
+  constructor(
+    readonly greedy: ort.InferenceSession,
+    private readonly createSampling: (variant: SamplingVariant) => Promise<ort.InferenceSession>,
+    private readonly profiling: boolean,
+  ) {}
+
+  /** The session for these settings (undefined: greedy). */
+  for(sampling: SamplingParams | undefined): Promise<ort.InferenceSession> {
+    if (!sampling) return Promise.resolve(this.greedy);
+    const variant: SamplingVariant = sampling.topP < 1 ? 'nucleus' : 'plain';
+    let session = this.sampling.get(variant);
+    if (!session) {
+      session = this.createSampling(variant);
+      this.sampling.set(variant, session);
+      session.catch(() => this.sampling.delete(variant));
+    }
+    return session;
+  }
+
+  /** Ends onnxruntime profiling, if the sessions were created with it, writing their trace files. */
+  async endProfiling(): Promise<void> {
+    if (!this.profiling) return;
+    this.greedy.endProfiling();
+    for (const pending of this.sampling.values()) (await pending.catch(() => undefined))?.endProfiling();
+  }
+
+  async release(): Promise<void> {
+    await this.greedy.release();
+    for (const pending of this.sampling.values()) await (await pending.catch(() => undefined))?.release();
+    this.sampling.clear();
+  }
+}
+
+/** One generation on a fused loop, after its checks; the clock starts when it is made. */
+export interface FusedStart {
+  /** Undefined when greedy. */
+  sampling?: SamplingParams;
+  chunk: number;
+  stopIds: readonly number[];
+  transcript: Transcript;
+  session: ort.InferenceSession;
+  random: SeededRandom;
+  meter: RunMeter;
+  /** The target's choice of the token after the prompt (argmax, or a draw as the host methods make it). */
+  targetChoice: TokenChooser;
+  started: number;
+}
+
+/**
+ * Checks the prompt and settings, makes the transcript, and builds what sampling needs (the LM head
+ * for the first token's distribution, the loop's sampling variant) before the clock starts.
+ */
+export async function startFused(model: EngineModel, sessions: LoopSessions, prompt: readonly number[], options: FusedOptions): Promise<FusedStart> {
+  const params = options.sampling ?? GREEDY;
+  checkSampling(params);
+  const sampling = isGreedy(params) ? undefined : params;
+  const chunk = options.chunk ?? Number.POSITIVE_INFINITY;
+  if (!(chunk >= 1)) throw new UserError(`the fused loop's chunk must be at least 1 token, got ${chunk}`);
+  checkPromptIds(prompt, model.config.vocab_size);
+  const stopIds = options.stopIds ?? [];
+  const transcript = new Transcript(prompt, { maxNewTokens: options.maxNewTokens, stopIds, contextLength: model.contextLength }, options.onTokens);
+  const logitsHead = sampling ? await model.targetLogitsHead() : undefined;
+  const session = await sessions.for(sampling);
+  const random = new SeededRandom(options.seed ?? 0);
+  const meter = new RunMeter();
+  const targetChoice = new TokenChooser(params, random, meter, 'verify', logitsHead);
+  return { sampling, chunk, stopIds, transcript, session, random, meter, targetChoice, started: performance.now() };
+}
+
+/** New tokens the loop may generate after the first one: the token budget and the context both bound it. */
+export function loopBudget(maxNewTokens: number, contextLength: number, cachedRows: number): number {
+  return Math.min(maxNewTokens - 1, contextLength - cachedRows - 1);
+}
+
+/** The decoder's cached rows, per layer, in zero-padded [capacity, kvH, D] buffers (rows past the cache are masked). */
+export function capacityCaches(decoder: KvDecoder, capacity: number): { keys: FloatData[]; values: FloatData[] } {
+  const rowWidth = decoder.kv.numKvHeads * decoder.kv.headDim;
+  const fill = (rows: FloatData) => {
+    const cache = allocFloatData(decoder.dtype, capacity * rowWidth);
+    cache.set(rows);
+    return cache;
+  };
+  return { keys: decoder.arena.pastKeys().map(fill), values: decoder.arena.pastValues().map(fill) };
+}
+
+/** The sampling inputs of a run: temperature, top-p (nucleus variant only) and `dims`' worth of fresh uniforms. */
+export function samplingFeeds(ortModule: Ort, sampling: SamplingParams, random: SeededRandom, dims: number[]): Record<string, ort.Tensor> {
+  const { Tensor } = ortModule;
+  const count = dims.reduce((a, b) => a * b, 1);
+  const feeds: Record<string, ort.Tensor> = {
+    [SAMPLING_IO.temperature]: new Tensor('float32', Float32Array.of(sampling.temperature), []),
+    [SAMPLING_IO.uniforms]: new Tensor('float32', Float32Array.from({ length: count }, () => random.uniform()), dims),
+  };
+  if (sampling.topP < 1) feeds[SAMPLING_IO.topP] = new Tensor('float32', Float32Array.of(sampling.topP), []);
+  return feeds;
+}
+
+/** One Loop run, counted as one target forward (verify phase) with the bytes of its feeds and fetched outputs. */
+export function runLoop(meter: RunMeter, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
+  const inputBytes = byteSize(...Object.values(feeds).map((t) => t.data as BigInt64Array | FloatData));
+  return meter.measure('target', 'verify', inputBytes, () => session.run(feeds, fetches), (r) => byteSize(...fetches.map((name) => r[name].data as BigInt64Array | FloatData)));
+}
