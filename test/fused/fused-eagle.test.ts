@@ -7,8 +7,7 @@
  * is checked for reproducibility here and for its distribution in test/engine/sampling-distribution.test.ts.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, type GenerationResult } from '../../src/engine/engine.js';
 import { FusedEagle } from '../../src/engine/fused/fused-eagle.js';
@@ -20,9 +19,9 @@ import { loadVocabMap } from '../../src/engine/vocab-map.js';
 import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/model/fused/eagle-loop.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { writeModelSet } from '../engine/helpers/model-sets.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
-const VOCAB = 32;
+const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
 const random = new SeededRandom(23);
 /** Longer than one prefill chunk (256 tokens). */
@@ -30,45 +29,22 @@ const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform(
 /** A frequent-token subset for FR-Spec on the tiny vocabulary (every other id, plus the low ones). */
 const SUBSET = [...new Set([0, 1, 2, 3, 4, 5, ...Array.from({ length: VOCAB / 2 }, (_, i) => 2 * i)])];
 
-interface Case {
-  name: string;
-  prompt: number[];
-  maxNewTokens: number;
-  stopIds?: number[];
-}
-
-async function hostRun(model: EngineModel, tree: TreeShape, subset: number[] | undefined, c: Case): Promise<GenerationResult> {
+async function hostRun(model: EngineModel, tree: TreeShape, subset: number[] | undefined, c: FusedCase): Promise<GenerationResult> {
   const generator = await Generator.create(model, { method: subset ? 'fr-spec' : 'eagle2', tree, vocabSubset: subset });
-  return generator.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
+  return generator.generate(c.prompt, caseOptions(c));
 }
 
-async function expectSame(model: EngineModel, fused: FusedEagle, tree: TreeShape, subset: number[] | undefined, c: Case, sameTrees: boolean, chunks: (number | undefined)[] = [undefined, 1, 5]): Promise<GenerationResult> {
+async function expectSame(model: EngineModel, fused: FusedEagle, tree: TreeShape, subset: number[] | undefined, c: FusedCase, sameTrees: boolean, chunks: (number | undefined)[] = [undefined, 1, 5]): Promise<GenerationResult> {
   const reference = await hostRun(model, tree, subset, c);
   for (const chunk of chunks) {
-    const streamed: number[] = [];
-    const result = await fused.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds, chunk, onTokens: (ids) => streamed.push(...ids) });
-    const label = `${c.name}, chunk ${chunk ?? 'all'}`;
-    expect(result.tokens, label).to.deep.equal(reference.tokens);
-    expect(result.stopReason, label).to.equal(reference.stopReason);
-    expect(streamed, label).to.deep.equal(reference.tokens);
+    const { result, label } = await expectFusedRunEqualsHost(fused, reference, c, chunk);
     if (sameTrees) expect(result.stats.cycles, `${label}: cycles`).to.equal(reference.stats.cycles);
   }
   return reference;
 }
 
 describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CPU)', function () {
-  let root: string;
-  const sets = {
-    fp32: { vocabSize: VOCAB, attention: 0.5, seed: 3 },
-    fp16: { vocabSize: VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
-  };
-  const dirs: Record<string, string> = {};
-
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'fr-spec-fused-eagle-'));
-    for (const [name, options] of Object.entries(sets)) dirs[name] = (await writeModelSet(join(root, name), options)).dir;
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const dirs = tinyFusedModelSets('fr-spec-fused-eagle-');
 
   it('counts candidates and verified tokens as the host tree does', () => {
     expect(candidateCount({ depth: 6, topK: 10, tokens: 60 })).to.equal(10 + 5 * 100);
@@ -96,7 +72,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
   });
 
-  for (const name of Object.keys(sets)) {
+  for (const name of ['fp32', 'fp16'] as const) {
     describe(`tiny ${name} model`, () => {
       let model: EngineModel;
       before(async () => {

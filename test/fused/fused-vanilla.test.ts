@@ -4,8 +4,7 @@
  * models, CPU: token budget, stop ids, context length, long prompts, chunked and unchunked runs.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, type GenerationResult } from '../../src/engine/engine.js';
 import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
@@ -14,9 +13,9 @@ import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { writeModelSet } from '../engine/helpers/model-sets.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
-const VOCAB = 32;
+const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
 const random = new SeededRandom(17);
 /** Longer than one prefill chunk (256 tokens). */
@@ -24,44 +23,21 @@ const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform(
 /** Whole generation in one run; chunks of 1, 3 and 16 tokens (caches come back between runs). */
 const CHUNKS = [undefined, 1, 3, 16];
 
-interface Case {
-  name: string;
-  prompt: number[];
-  maxNewTokens: number;
-  stopIds?: number[];
+async function host(model: EngineModel, c: FusedCase): Promise<GenerationResult> {
+  return (await Generator.create(model, { method: 'vanilla' })).generate(c.prompt, caseOptions(c));
 }
 
-async function host(model: EngineModel, c: Case): Promise<GenerationResult> {
-  return (await Generator.create(model, { method: 'vanilla' })).generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
-}
-
-async function expectSame(model: EngineModel, fused: FusedVanilla, c: Case): Promise<GenerationResult> {
+async function expectSame(model: EngineModel, fused: FusedVanilla, c: FusedCase): Promise<GenerationResult> {
   const reference = await host(model, c);
   for (const chunk of CHUNKS) {
-    const streamed: number[] = [];
-    const result = await fused.generate(c.prompt, { maxNewTokens: c.maxNewTokens, stopIds: c.stopIds, chunk, onTokens: (ids) => streamed.push(...ids) });
-    const label = `${c.name}, chunk ${chunk ?? 'all'}`;
-    expect(result.tokens, label).to.deep.equal(reference.tokens);
-    expect(result.stopReason, label).to.equal(reference.stopReason);
-    expect(streamed, label).to.deep.equal(reference.tokens);
+    const { result, label } = await expectFusedRunEqualsHost(fused, reference, c, chunk);
     expect(result.stats.newTokens, label).to.equal(reference.stats.newTokens);
   }
   return reference;
 }
 
 describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (CPU)', function () {
-  let root: string;
-  const sets = {
-    fp32: { vocabSize: VOCAB, attention: 0.5, seed: 3 },
-    fp16: { vocabSize: VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
-  };
-  const dirs: Record<string, string> = {};
-
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'fr-spec-fused-'));
-    for (const [name, options] of Object.entries(sets)) dirs[name] = (await writeModelSet(join(root, name), options)).dir;
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const dirs = tinyFusedModelSets('fr-spec-fused-');
 
   it('builds a Loop over the target graph that references the folder\'s weights instead of copying them', () => {
     const target = decodeModel(readFileSync(join(dirs.fp32, 'target.onnx')));
@@ -78,7 +54,7 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
   });
 
-  for (const name of Object.keys(sets)) {
+  for (const name of ['fp32', 'fp16'] as const) {
     describe(`tiny ${name} model`, () => {
       let model: EngineModel;
       let fused: FusedVanilla;

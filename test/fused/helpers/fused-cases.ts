@@ -1,0 +1,49 @@
+/**
+ * What the fused-loop equivalence tests share: the tiny fp32 and fp16 model sets, the cases they run,
+ * and the check of one fused run (chunked or not) against the host engine's reference.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GenerateOptions, GenerationResult } from '../../../src/engine/engine.js';
+import type { FusedOptions } from '../../../src/engine/fused/fused-run.js';
+import { writeModelSet } from '../../engine/helpers/model-sets.js';
+
+export const FUSED_VOCAB = 32;
+
+export interface FusedCase {
+  name: string;
+  prompt: number[];
+  maxNewTokens: number;
+  stopIds?: number[];
+}
+
+export const caseOptions = (c: FusedCase): GenerateOptions => ({ maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
+
+/** Writes the fp32 and fp16 tiny model sets before the suite and removes them after; returns their folders by name. */
+export function tinyFusedModelSets(prefix: string): Record<'fp32' | 'fp16', string> {
+  const sets = {
+    fp32: { vocabSize: FUSED_VOCAB, attention: 0.5, seed: 3 },
+    fp16: { vocabSize: FUSED_VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
+  };
+  const dirs = { fp32: '', fp16: '' };
+  let root: string;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), prefix));
+    for (const [name, options] of Object.entries(sets)) dirs[name as keyof typeof dirs] = (await writeModelSet(join(root, name), options)).dir;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+  return dirs;
+}
+
+/** One fused run of `c` with `chunk`: its tokens, the streamed tokens and the stop reason equal the host's. */
+export async function expectFusedRunEqualsHost(fused: { generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> }, reference: GenerationResult, c: FusedCase, chunk: number | undefined): Promise<{ result: GenerationResult; label: string }> {
+  const streamed: number[] = [];
+  const result = await fused.generate(c.prompt, { ...caseOptions(c), chunk, onTokens: (ids) => streamed.push(...ids) });
+  const label = `${c.name}, chunk ${chunk ?? 'all'}`;
+  expect(result.tokens, label).to.deep.equal(reference.tokens);
+  expect(result.stopReason, label).to.equal(reference.stopReason);
+  expect(streamed, label).to.deep.equal(reference.tokens);
+  return { result, label };
+}
