@@ -33,7 +33,7 @@ import { EAGLE_IO } from '../eagle-graph.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { HEAD_IO } from '../lm-head-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
-import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
+import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
 import { SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
@@ -108,6 +108,15 @@ export function verifiedTokens(tree: EagleLoopTree): number {
   return Math.min(tree.tokens, 1 + candidateCount(tree));
 }
 
+/** One loop-carried value: its outer input (absent: starts from an initializer), body name and final output. */
+interface CarriedValue {
+  outer?: string;
+  body: string;
+  final: string;
+  dtype: DType;
+  shape: Shape;
+}
+
 const CARRIED = {
   rootToken: 'it/root_token',
   rootOut: 'it/root_out',
@@ -140,18 +149,23 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
   const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CAPACITY, kv.numKvHeads, kv.headDim];
-  // Outer inputs.
-  outer.input(EAGLE_LOOP_IO.rootToken, 'int64', [1]);
-  outer.input(EAGLE_LOOP_IO.rootOut, dtype, [1, d]);
-  outer.input(EAGLE_LOOP_IO.pastLength, 'int64', []);
-  for (const i of targetLayers) {
-    outer.input(EAGLE_LOOP_IO.targetKey(i), dtype, cacheShape(targetKv));
-    outer.input(EAGLE_LOOP_IO.targetValue(i), dtype, cacheShape(targetKv));
-  }
-  for (const j of eagleLayers) {
-    outer.input(EAGLE_LOOP_IO.eagleKey(j), dtype, cacheShape(eagleKv));
-    outer.input(EAGLE_LOOP_IO.eagleValue(j), dtype, cacheShape(eagleKv));
-  }
+  // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
+  // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
+  const carried: CarriedValue[] = [
+    { outer: EAGLE_LOOP_IO.rootToken, body: CARRIED.rootToken, final: EAGLE_LOOP_IO.finalRootToken, dtype: 'int64', shape: [1] },
+    { outer: EAGLE_LOOP_IO.rootOut, body: CARRIED.rootOut, final: EAGLE_LOOP_IO.finalRootOut, dtype, shape: [1, d] },
+    { outer: EAGLE_LOOP_IO.pastLength, body: CARRIED.length, final: EAGLE_LOOP_IO.finalLength, dtype: 'int64', shape: [] },
+    { body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
+    ...targetLayers.flatMap((i): CarriedValue[] => [
+      { outer: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), dtype, shape: cacheShape(targetKv) },
+      { outer: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), dtype, shape: cacheShape(targetKv) },
+    ]),
+    ...eagleLayers.flatMap((j): CarriedValue[] => [
+      { outer: EAGLE_LOOP_IO.eagleKey(j), body: CARRIED.eagleKey(j), final: EAGLE_LOOP_IO.finalEagleKey(j), dtype, shape: cacheShape(eagleKv) },
+      { outer: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), dtype, shape: cacheShape(eagleKv) },
+    ]),
+  ];
+  for (const c of carried) if (c.outer) outer.input(c.outer, c.dtype, c.shape);
   outer.input(EAGLE_LOOP_IO.maxSteps, 'int64', []);
   outer.input(EAGLE_LOOP_IO.maxTokens, 'int64', []);
   outer.input(EAGLE_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
@@ -172,18 +186,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const b = body;
   b.input('it/iteration', 'int64', []);
   b.input('it/cond_in', 'bool', []);
-  b.input(CARRIED.rootToken, 'int64', [1]);
-  b.input(CARRIED.rootOut, dtype, [1, d]);
-  b.input(CARRIED.length, 'int64', []);
-  b.input(CARRIED.generated, 'int64', []);
-  for (const i of targetLayers) {
-    b.input(CARRIED.targetKey(i), dtype, cacheShape(targetKv));
-    b.input(CARRIED.targetValue(i), dtype, cacheShape(targetKv));
-  }
-  for (const j of eagleLayers) {
-    b.input(CARRIED.eagleKey(j), dtype, cacheShape(eagleKv));
-    b.input(CARRIED.eagleValue(j), dtype, cacheShape(eagleKv));
-  }
+  for (const c of carried) b.input(c.body, c.dtype, c.shape);
 
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
@@ -372,19 +375,16 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     return { rootOut, generated, cond, token: b.op('Reshape', [accept.next, i64([1])]), length: b.op('Add', [length, accept.count]) };
   });
 
+  const updated = new Map<string, string>([
+    [CARRIED.rootToken, next.token],
+    [CARRIED.rootOut, next.rootOut],
+    [CARRIED.length, next.length],
+    [CARRIED.generated, next.generated],
+    ...targetLayers.flatMap((i): [string, string][] => [[CARRIED.targetKey(i), targetKeys[i]], [CARRIED.targetValue(i), targetValues[i]]]),
+    ...eagleLayers.flatMap((j): [string, string][] => [[CARRIED.eagleKey(j), eagleKeys[j]], [CARRIED.eagleValue(j), eagleValues[j]]]),
+  ]);
   b.output(next.cond, 'bool', [], 'it/cond_out');
-  b.output(next.token, 'int64', [1], 'it/root_token_out');
-  b.output(next.rootOut, dtype, [1, d], 'it/root_out_out');
-  b.output(next.length, 'int64', [], 'it/length_out');
-  b.output(next.generated, 'int64', [], 'it/generated_out');
-  for (const i of targetLayers) {
-    b.output(targetKeys[i], dtype, cacheShape(targetKv), `it/target_key_out_${i}`);
-    b.output(targetValues[i], dtype, cacheShape(targetKv), `it/target_value_out_${i}`);
-  }
-  for (const j of eagleLayers) {
-    b.output(eagleKeys[j], dtype, cacheShape(eagleKv), `it/eagle_key_out_${j}`);
-    b.output(eagleValues[j], dtype, cacheShape(eagleKv), `it/eagle_value_out_${j}`);
-  }
+  for (const c of carried) b.output(updated.get(c.body)!, c.dtype, c.shape, `${c.body}_out`);
   b.output(accept.block, 'int64', [B], 'it/block_scan');
   b.output(accept.count, 'int64', [], 'it/count_scan');
 
@@ -395,50 +395,14 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     name: EAGLE_LOOP_GRAPH,
     op_type: 'Loop',
     domain: '',
-    input: [
-      EAGLE_LOOP_IO.maxSteps,
-      condTrue,
-      EAGLE_LOOP_IO.rootToken,
-      EAGLE_LOOP_IO.rootOut,
-      EAGLE_LOOP_IO.pastLength,
-      zero,
-      ...targetLayers.flatMap((i) => [EAGLE_LOOP_IO.targetKey(i), EAGLE_LOOP_IO.targetValue(i)]),
-      ...eagleLayers.flatMap((j) => [EAGLE_LOOP_IO.eagleKey(j), EAGLE_LOOP_IO.eagleValue(j)]),
-    ],
-    output: [
-      EAGLE_LOOP_IO.finalRootToken,
-      EAGLE_LOOP_IO.finalRootOut,
-      EAGLE_LOOP_IO.finalLength,
-      'final_generated',
-      ...targetLayers.flatMap((i) => [EAGLE_LOOP_IO.finalTargetKey(i), EAGLE_LOOP_IO.finalTargetValue(i)]),
-      ...eagleLayers.flatMap((j) => [EAGLE_LOOP_IO.finalEagleKey(j), EAGLE_LOOP_IO.finalEagleValue(j)]),
-      EAGLE_LOOP_IO.blocks,
-      EAGLE_LOOP_IO.counts,
-    ],
+    input: [EAGLE_LOOP_IO.maxSteps, condTrue, ...carried.map((c) => c.outer ?? zero)],
+    output: [...carried.map((c) => c.final), EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts],
     attribute: [{ name: 'body', type: OnnxAttributeType.GRAPH, g: bodyGraph }],
   };
-  outer.adoptNodes([loop], {
-    [EAGLE_LOOP_IO.finalRootToken]: 'int64',
-    [EAGLE_LOOP_IO.finalRootOut]: dtype,
-    [EAGLE_LOOP_IO.finalLength]: 'int64',
-    [EAGLE_LOOP_IO.blocks]: 'int64',
-    [EAGLE_LOOP_IO.counts]: 'int64',
-    ...Object.fromEntries(targetLayers.flatMap((i) => [[EAGLE_LOOP_IO.finalTargetKey(i), dtype], [EAGLE_LOOP_IO.finalTargetValue(i), dtype]])),
-    ...Object.fromEntries(eagleLayers.flatMap((j) => [[EAGLE_LOOP_IO.finalEagleKey(j), dtype], [EAGLE_LOOP_IO.finalEagleValue(j), dtype]])),
-  });
+  outer.adoptNodes([loop], { [EAGLE_LOOP_IO.blocks]: 'int64', [EAGLE_LOOP_IO.counts]: 'int64', ...Object.fromEntries(carried.map((c) => [c.final, c.dtype])) });
   outer.output(EAGLE_LOOP_IO.blocks, 'int64', ['iterations', B]);
   outer.output(EAGLE_LOOP_IO.counts, 'int64', ['iterations']);
-  outer.output(EAGLE_LOOP_IO.finalRootToken, 'int64', [1]);
-  outer.output(EAGLE_LOOP_IO.finalRootOut, dtype, [1, d]);
-  outer.output(EAGLE_LOOP_IO.finalLength, 'int64', []);
-  for (const i of targetLayers) {
-    outer.output(EAGLE_LOOP_IO.finalTargetKey(i), dtype, cacheShape(targetKv));
-    outer.output(EAGLE_LOOP_IO.finalTargetValue(i), dtype, cacheShape(targetKv));
-  }
-  for (const j of eagleLayers) {
-    outer.output(EAGLE_LOOP_IO.finalEagleKey(j), dtype, cacheShape(eagleKv));
-    outer.output(EAGLE_LOOP_IO.finalEagleValue(j), dtype, cacheShape(eagleKv));
-  }
+  for (const c of carried) if (c.outer) outer.output(c.final, c.dtype, c.shape);
   outer.setMetadata('fr-spec.graph', EAGLE_LOOP_GRAPH);
   outer.setMetadata('fr-spec.tree', JSON.stringify({ ...tree, verified: T }));
   return outer.toModel();
