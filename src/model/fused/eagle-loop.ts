@@ -36,6 +36,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { logitsBeforeArgmax, noStopIdAmong } from './loop-ops.js';
 import { SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -327,10 +328,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   };
   const samplingAccept = () => {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
-    let producer = targetGraph.producerOf(TARGET_IO.argmax);
-    while (producer?.op_type === 'Identity') producer = targetGraph.producerOf(producer.input[0]);
-    if (producer?.op_type !== 'ArgMax') throw new Error('eagle_loop: target graph has no ArgMax producing its argmax output');
-    const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, producer.input[0]), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
+    const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
     const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, graphs.sampling === 'nucleus' ? EAGLE_LOOP_IO.topP : undefined); // [T,V]
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, 'it/iteration'], { axis: 0 }); // [B, U]
     const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k);
@@ -367,11 +365,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const next = b.scope('next', () => {
     const rootOut = b.op('Reshape', [b.op('Gather', [caughtUp[EAGLE_IO.out], accept.lastIndex], { axis: 1 }), i64([1, d])]);
     const generated = b.op('Add', [CARRIED.generated, accept.count]);
-    // −2 never equals a token nor the block's −1 padding, and keeps the reduced axis non-empty
-    // (CUDA's ReduceSum refuses an empty one).
-    const stops = b.op('Concat', [EAGLE_LOOP_IO.stopIds, i64([-2])], { axis: 0 });
-    const hits = b.op('ReduceSum', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [accept.block, i64([1])]), b.op('Unsqueeze', [stops, i64([0])])])], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
-    const cond = b.op('And', [b.op('Equal', [hits, s64(0)]), b.op('Less', [generated, EAGLE_LOOP_IO.maxTokens])]);
+    const cond = b.op('And', [noStopIdAmong(b, accept.block, EAGLE_LOOP_IO.stopIds), b.op('Less', [generated, EAGLE_LOOP_IO.maxTokens])]);
     return { rootOut, generated, cond, token: b.op('Reshape', [accept.next, i64([1])]), length: b.op('Add', [length, accept.count]) };
   });
 

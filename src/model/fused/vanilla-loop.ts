@@ -31,6 +31,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { decodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
+import { logitsBeforeArgmax, noStopIdAmong } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { createSessionFromModel } from './loop-session.js';
 
@@ -87,15 +88,6 @@ function definedNames(model: ModelProto): Set<string> {
   for (const init of model.graph.initializer) names.add(init.name!);
   for (const node of model.graph.node) for (const output of node.output) names.add(output);
   return names;
-}
-
-/** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
-export function logitsBeforeArgmax(target: ModelProto): string {
-  const producerOf = (value: string) => target.graph.node.find((node) => node.output.includes(value));
-  let producer = producerOf(TARGET_IO.argmax);
-  while (producer?.op_type === 'Identity') producer = producerOf(producer.input[0]);
-  if (producer?.op_type !== 'ArgMax') throw new Error('target graph has no ArgMax producing its argmax output');
-  return producer.input[0];
 }
 
 /**
@@ -157,9 +149,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
     const token = options.sampling ? sampledToken() : b.op('Reshape', [TARGET_IO.argmax, b.constant('int64', [1])]);
     // A -1 that no token equals keeps the reduced axis non-empty: CUDA's ReduceSum refuses an empty axis
     // without keepdims, and stop_ids may be empty.
-    const stopIdsOrNone = b.op('Concat', [LOOP_IO.stopIds, b.constant('int64', [-1])], { axis: 0 });
-    const hits = b.op('ReduceSum', [b.op('Cast', [b.op('Equal', [token, stopIdsOrNone])], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
-    const cond = b.op('Equal', [hits, b.scalar('int64', 0)]);
+    const cond = noStopIdAmong(b, token, LOOP_IO.stopIds);
     const length = b.op('Add', [BODY.length, b.scalar('int64', 1)]);
     return { keys, values, token, cond, length };
   });

@@ -70,11 +70,6 @@ export class InlinableGraph {
     return inputs[name] ?? this.initializerNames.get(name) ?? `${prefix}/${name}`;
   }
 
-  /** The node of the graph that produces `value`. */
-  producerOf(value: string): NodeProto | undefined {
-    return this.model.graph.node.find((node) => node.output.includes(value));
-  }
-
   /** Appends one call of the graph to `b`; returns the builder's name for each graph output. */
   call(b: GraphBuilder, { inputs, prefix }: InlineCall): Record<string, string> {
     const graphInputs = this.inputNames;
