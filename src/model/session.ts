@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.js';
+import { PromiseCache } from '../util/promise-cache.js';
 import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from './contract.js';
 import { DecoderSession, EagleSession, HeadSession, type KvLayout } from './graph-sessions.js';
 import { HeadWeights } from './head-weights.js';
@@ -88,7 +89,7 @@ const kvLayout = (facts: { num_layers: number; num_kv_heads: number; head_dim: n
 });
 
 export class ModelSessions {
-  private readonly subsetHeads = new Map<string, Promise<HeadSession>>();
+  private readonly subsetHeads = new PromiseCache<string, HeadSession>();
   private headWeights?: HeadWeights;
 
   private constructor(
@@ -133,13 +134,7 @@ export class ModelSessions {
   subsetHead(vocabIds: ArrayLike<number>): Promise<HeadSession> {
     const ids = Int32Array.from(vocabIds as ArrayLike<number>);
     const key = createHash('sha1').update(new Uint8Array(ids.buffer)).digest('hex');
-    let head = this.subsetHeads.get(key);
-    if (!head) {
-      head = this.buildSubsetHead(ids);
-      this.subsetHeads.set(key, head);
-      head.catch(() => this.subsetHeads.delete(key));
-    }
-    return head;
+    return this.subsetHeads.get(key, () => this.buildSubsetHead(ids));
   }
 
   /** The FR-Spec head graph over `vocabIds`, with its rows inline (what subsetHead runs, and what the fused loop inlines). */
@@ -162,14 +157,14 @@ export class ModelSessions {
 
   /** With profiling on: ends it on every session opened so far (the subset heads included), writing their trace files. */
   async endProfiling(): Promise<void> {
-    const subsets = await Promise.allSettled(this.subsetHeads.values());
-    endProfiling(this.options, [this.target, this.head, this.eagle, this.draft, ...subsets.map((s) => (s.status === 'fulfilled' ? s.value : undefined))].map((s) => s?.session));
+    const subsets = await this.subsetHeads.settled();
+    endProfiling(this.options, [this.target, this.head, this.eagle, this.draft, ...subsets].map((s) => s?.session));
   }
 
   async release(): Promise<void> {
-    const subsets = await Promise.allSettled(this.subsetHeads.values());
+    const subsets = await this.subsetHeads.settled();
     this.subsetHeads.clear();
-    const sessions = [this.target, this.head, this.eagle, this.draft, ...subsets.map((s) => (s.status === 'fulfilled' ? s.value : undefined))];
+    const sessions = [this.target, this.head, this.eagle, this.draft, ...subsets];
     await Promise.all(sessions.map((s) => s?.release()));
   }
 }
