@@ -5,6 +5,7 @@
 import { UserError } from '../util/errors.js';
 import { decoderGraph, eagleGraph, KvDecoder } from './decoder.js';
 import { FusedEagle } from './fused/fused-eagle.js';
+import type { FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
@@ -94,7 +95,7 @@ export class Generator {
     private readonly suffixes: number,
     private readonly head?: TopKHead,
     phrases?: { phraseLength: number; poolCapacity: number },
-    private readonly fused?: FusedVanilla | FusedEagle,
+    private readonly fused?: FusedEngine,
     private readonly chunk?: number,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
@@ -123,7 +124,7 @@ export class Generator {
     const fusable = FUSED_METHODS.includes(method);
     if (engine === 'fused' && !fusable) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
     if (settings.chunk !== undefined && !(Number.isInteger(settings.chunk) && settings.chunk >= 1)) throw new UserError(`--chunk must be a whole number ≥ 1, got ${settings.chunk}`);
-    let fused: FusedVanilla | FusedEagle | undefined;
+    let fused: FusedEngine | undefined;
     if (engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda')) {
       fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice })
           : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });

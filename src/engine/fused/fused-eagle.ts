@@ -19,7 +19,7 @@ import type { GenerationResult } from '../engine.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { CAPACITY_STEP, capacityCaches, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { CAPACITY_STEP, capacityCaches, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
 export interface FusedEagleSettings {
   tree: TreeShape;
@@ -30,14 +30,16 @@ export interface FusedEagleSettings {
   profileDir?: string;
 }
 
-export class FusedEagle {
+export class FusedEagle extends FusedEngine {
   private constructor(
-    readonly model: EngineModel,
-    private readonly ort: Ort,
-    readonly sessions: LoopSessions,
+    model: EngineModel,
+    ort: Ort,
+    sessions: LoopSessions,
     readonly tree: EagleLoopTree,
     readonly method: 'eagle2' | 'fr-spec',
-  ) {}
+  ) {
+    super(model, ort, sessions);
+  }
 
   static async create(model: EngineModel, settings: FusedEagleSettings): Promise<FusedEagle> {
     const { sessions } = model;
@@ -67,15 +69,6 @@ export class FusedEagle {
   /** Tokens verified per iteration (the root included). */
   get verifiedTokens(): number {
     return verifiedTokens(this.tree);
-  }
-
-  /** Ends onnxruntime profiling, if the loop sessions were created with it, writing their trace files. */
-  endProfiling(): Promise<void> {
-    return this.sessions.endProfiling();
-  }
-
-  release(): Promise<void> {
-    return this.sessions.release();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {

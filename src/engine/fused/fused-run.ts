@@ -9,8 +9,9 @@ import { allocFloatData, type FloatData } from '../../model/float-data.js';
 import { SAMPLING_IO } from '../../model/fused/sampling-ops.js';
 import type { Ort } from '../../model/ort-runtime.js';
 import { UserError } from '../../util/errors.js';
+import { PromiseCache } from '../../util/promise-cache.js';
 import type { KvDecoder } from '../decoder.js';
-import type { GenerateOptions } from '../engine.js';
+import type { GenerateOptions, GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
 import { TokenChooser } from '../methods/context.js';
 import type { EngineModel } from '../model.js';
@@ -31,7 +32,7 @@ export interface FusedOptions extends GenerateOptions {
 
 /** A loop's sessions: greedy, created up front, and each sampling variant, created on first use. */
 export class LoopSessions {
-  private readonly sampling = new Map<SamplingVariant, Promise<ort.InferenceSession>>();
+  private readonly sampling = new PromiseCache<SamplingVariant, ort.InferenceSession>();
 
   constructor(
     readonly greedy: ort.InferenceSession,
@@ -43,26 +44,40 @@ export class LoopSessions {
   for(sampling: SamplingParams | undefined): Promise<ort.InferenceSession> {
     if (!sampling) return Promise.resolve(this.greedy);
     const variant: SamplingVariant = sampling.topP < 1 ? 'nucleus' : 'plain';
-    let session = this.sampling.get(variant);
-    if (!session) {
-      session = this.createSampling(variant);
-      this.sampling.set(variant, session);
-      session.catch(() => this.sampling.delete(variant));
-    }
-    return session;
+    return this.sampling.get(variant, () => this.createSampling(variant));
   }
 
   /** Ends onnxruntime profiling, if the sessions were created with it, writing their trace files. */
   async endProfiling(): Promise<void> {
     if (!this.profiling) return;
     this.greedy.endProfiling();
-    for (const pending of this.sampling.values()) (await pending.catch(() => undefined))?.endProfiling();
+    for (const session of await this.sampling.settled()) session.endProfiling();
   }
 
   async release(): Promise<void> {
     await this.greedy.release();
-    for (const pending of this.sampling.values()) await (await pending.catch(() => undefined))?.release();
+    for (const session of await this.sampling.settled()) await session.release();
     this.sampling.clear();
+  }
+}
+
+/** What every fused engine has: the model it runs, onnxruntime, and its loop sessions. */
+export abstract class FusedEngine {
+  protected constructor(
+    readonly model: EngineModel,
+    protected readonly ort: Ort,
+    readonly sessions: LoopSessions,
+  ) {}
+
+  abstract generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult>;
+
+  /** Ends onnxruntime profiling, if the loop sessions were created with it, writing their trace files. */
+  endProfiling(): Promise<void> {
+    return this.sessions.endProfiling();
+  }
+
+  release(): Promise<void> {
+    return this.sessions.release();
   }
 }
 

@@ -8,20 +8,15 @@
 import type * as ort from 'onnxruntime-node';
 import { asFloatData } from '../../model/float-data.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
-import { loadOrt, type Ort } from '../../model/ort-runtime.js';
+import { loadOrt } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { CAPACITY_STEP, capacityCaches, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { CAPACITY_STEP, capacityCaches, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
-export class FusedVanilla {
-  private constructor(
-    readonly model: EngineModel,
-    private readonly ort: Ort,
-    readonly sessions: LoopSessions,
-  ) {}
+export class FusedVanilla extends FusedEngine {
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
   static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string } = {}): Promise<FusedVanilla> {
@@ -34,15 +29,6 @@ export class FusedVanilla {
     const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'));
     const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), variant);
     return new FusedVanilla(model, ortModule, new LoopSessions(session, createSampling, options.profileDir !== undefined));
-  }
-
-  /** Ends onnxruntime profiling, if the loop sessions were created with it, writing their trace files. */
-  endProfiling(): Promise<void> {
-    return this.sessions.endProfiling();
-  }
-
-  release(): Promise<void> {
-    return this.sessions.release();
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
