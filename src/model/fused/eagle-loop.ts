@@ -33,10 +33,10 @@ import { EAGLE_IO } from '../eagle-graph.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { HEAD_IO } from '../lm-head-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
-import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
+import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
-import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
-import { logitsBeforeArgmax, noStopIdAmong } from './loop-ops.js';
+import type { ModelProto } from '../onnx/proto.js';
+import { addLoop, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -109,15 +109,6 @@ export function verifiedTokens(tree: EagleLoopTree): number {
   return Math.min(tree.tokens, 1 + candidateCount(tree));
 }
 
-/** One loop-carried value: its outer input (absent: starts from an initializer), body name and final output. */
-interface CarriedValue {
-  outer?: string;
-  body: string;
-  final: string;
-  dtype: DType;
-  shape: Shape;
-}
-
 const CARRIED = {
   rootToken: 'it/root_token',
   rootOut: 'it/root_out',
@@ -156,7 +147,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     { outer: EAGLE_LOOP_IO.rootToken, body: CARRIED.rootToken, final: EAGLE_LOOP_IO.finalRootToken, dtype: 'int64', shape: [1] },
     { outer: EAGLE_LOOP_IO.rootOut, body: CARRIED.rootOut, final: EAGLE_LOOP_IO.finalRootOut, dtype, shape: [1, d] },
     { outer: EAGLE_LOOP_IO.pastLength, body: CARRIED.length, final: EAGLE_LOOP_IO.finalLength, dtype: 'int64', shape: [] },
-    { body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
+    { initial: outer.initializer('eagle_loop/zero', 'int64', [], [0]), body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
     ...targetLayers.flatMap((i): CarriedValue[] => [
       { outer: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), dtype, shape: cacheShape(targetKv) },
       { outer: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), dtype, shape: cacheShape(targetKv) },
@@ -166,7 +157,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       { outer: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), dtype, shape: cacheShape(eagleKv) },
     ]),
   ];
-  for (const c of carried) if (c.outer) outer.input(c.outer, c.dtype, c.shape);
+  declareCarried(outer, body, carried);
   outer.input(EAGLE_LOOP_IO.maxSteps, 'int64', []);
   outer.input(EAGLE_LOOP_IO.maxTokens, 'int64', []);
   outer.input(EAGLE_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
@@ -183,11 +174,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     }
   }
 
-  // Body inputs: iteration, condition, then the carried values.
   const b = body;
-  b.input('it/iteration', 'int64', []);
-  b.input('it/cond_in', 'bool', []);
-  for (const c of carried) b.input(c.body, c.dtype, c.shape);
 
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
@@ -330,7 +317,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
     const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
     const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, graphs.sampling === 'nucleus' ? EAGLE_LOOP_IO.topP : undefined); // [T,V]
-    const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, 'it/iteration'], { axis: 0 }); // [B, U]
+    const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }); // [B, U]
     const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k);
     return blockOf(walk.pathNodes, walk.count, walk.next);
   };
@@ -377,26 +364,18 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     ...targetLayers.flatMap((i): [string, string][] => [[CARRIED.targetKey(i), targetKeys[i]], [CARRIED.targetValue(i), targetValues[i]]]),
     ...eagleLayers.flatMap((j): [string, string][] => [[CARRIED.eagleKey(j), eagleKeys[j]], [CARRIED.eagleValue(j), eagleValues[j]]]),
   ]);
-  b.output(next.cond, 'bool', [], 'it/cond_out');
-  for (const c of carried) b.output(updated.get(c.body)!, c.dtype, c.shape, `${c.body}_out`);
-  b.output(accept.block, 'int64', [B], 'it/block_scan');
-  b.output(accept.count, 'int64', [], 'it/count_scan');
-
-  const bodyGraph = body.toModel().graph;
-  const condTrue = outer.initializer('eagle_loop/cond_true', 'bool', [], [true]);
-  const zero = outer.initializer('eagle_loop/zero', 'int64', [], [0]);
-  const loop: NodeProto = {
+  addLoop(outer, body, {
     name: EAGLE_LOOP_GRAPH,
-    op_type: 'Loop',
-    domain: '',
-    input: [EAGLE_LOOP_IO.maxSteps, condTrue, ...carried.map((c) => c.outer ?? zero)],
-    output: [...carried.map((c) => c.final), EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts],
-    attribute: [{ name: 'body', type: OnnxAttributeType.GRAPH, g: bodyGraph }],
-  };
-  outer.adoptNodes([loop], { [EAGLE_LOOP_IO.blocks]: 'int64', [EAGLE_LOOP_IO.counts]: 'int64', ...Object.fromEntries(carried.map((c) => [c.final, c.dtype])) });
-  outer.output(EAGLE_LOOP_IO.blocks, 'int64', ['iterations', B]);
-  outer.output(EAGLE_LOOP_IO.counts, 'int64', ['iterations']);
-  for (const c of carried) if (c.outer) outer.output(c.final, c.dtype, c.shape);
+    maxSteps: EAGLE_LOOP_IO.maxSteps,
+    carried,
+    updated,
+    cond: next.cond,
+    scans: [
+      { value: accept.block, name: EAGLE_LOOP_IO.blocks, dtype: 'int64', shape: [B] },
+      { value: accept.count, name: EAGLE_LOOP_IO.counts, dtype: 'int64', shape: [] },
+    ],
+    iterationsDim: 'iterations',
+  });
   outer.setMetadata('fr-spec.graph', EAGLE_LOOP_GRAPH);
   outer.setMetadata('fr-spec.tree', JSON.stringify({ ...tree, verified: T }));
   return outer.toModel();

@@ -1,8 +1,8 @@
-/** Graph pieces both fused loops use (vanilla-loop.ts, eagle-loop.ts). */
+/** Graph pieces both fused loops use (vanilla-loop.ts, eagle-loop.ts): the Loop's assembly, the stop test, the logits lookup. */
 import { TARGET_IO } from '../llama-graph.js';
-import type { GraphBuilder } from '../onnx/builder.js';
-import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
-import type { ModelProto } from '../onnx/proto.js';
+import type { GraphBuilder, Shape } from '../onnx/builder.js';
+import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
+import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
 
 /** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
 export function logitsBeforeArgmax(target: ModelProto): string {
@@ -23,4 +23,65 @@ export function noStopIdAmong(b: GraphBuilder, tokens: string, stopIds: string):
   const matches = b.op('Equal', [b.op('Unsqueeze', [tokens, b.constant('int64', [1])]), b.op('Unsqueeze', [stops, b.constant('int64', [0])])]);
   const hits = b.op('ReduceSum', [b.op('Cast', [matches], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
   return b.op('Equal', [hits, b.scalar('int64', 0)]);
+}
+
+/** One loop-carried value: its outer input (absent: starts from `initial`), body name and final output. */
+export interface CarriedValue {
+  outer?: string;
+  /** An outer-graph value the Loop starts from when there is no outer input. */
+  initial?: string;
+  body: string;
+  final: string;
+  dtype: DType;
+  shape: Shape;
+}
+
+/** A per-iteration output of the body, stacked by the Loop into `name` [iterations, ...shape]. */
+export interface ScanOutput {
+  value: string;
+  name: string;
+  dtype: DType;
+  shape: Shape;
+}
+
+/** Body value names of the Loop's own two inputs. */
+export const LOOP_BODY = { iteration: 'it/iteration', condIn: 'it/cond_in' } as const;
+
+/**
+ * Declares a Loop's carried values, in the one order every list of the Loop follows: the outer
+ * graph's inputs (those with one) and the body's inputs (iteration, condition, then the carried values).
+ */
+export function declareCarried(outer: GraphBuilder, body: GraphBuilder, carried: readonly CarriedValue[]): void {
+  for (const c of carried) if (c.outer) outer.input(c.outer, c.dtype, c.shape);
+  body.input(LOOP_BODY.iteration, 'int64', []);
+  body.input(LOOP_BODY.condIn, 'bool', []);
+  for (const c of carried) body.input(c.body, c.dtype, c.shape);
+}
+
+/**
+ * Closes a Loop: declares the body's outputs (the condition, each carried value's update, the scans),
+ * adds the Loop node over the body to `outer`, and declares the outer outputs: the stacked scans, then
+ * the final carried values that have an outer input.
+ */
+export function addLoop(outer: GraphBuilder, body: GraphBuilder, spec: { name: string; maxSteps: string; carried: readonly CarriedValue[]; updated: ReadonlyMap<string, string>; cond: string; scans: readonly ScanOutput[]; iterationsDim: string }): void {
+  const { carried, scans } = spec;
+  body.output(spec.cond, 'bool', [], 'it/cond_out');
+  for (const c of carried) {
+    const value = spec.updated.get(c.body);
+    if (value === undefined) throw new Error(`${spec.name}: no update for the carried value ${c.body}`);
+    body.output(value, c.dtype, c.shape, `${c.body}_out`);
+  }
+  for (const scan of scans) body.output(scan.value, scan.dtype, scan.shape, `it/${scan.name}_scan`);
+  const condTrue = outer.initializer(`${spec.name}/cond_true`, 'bool', [], [true]);
+  const loop: NodeProto = {
+    name: spec.name,
+    op_type: 'Loop',
+    domain: '',
+    input: [spec.maxSteps, condTrue, ...carried.map((c) => c.outer ?? c.initial!)],
+    output: [...carried.map((c) => c.final), ...scans.map((s) => s.name)],
+    attribute: [{ name: 'body', type: OnnxAttributeType.GRAPH, g: body.toModel().graph }],
+  };
+  outer.adoptNodes([loop], Object.fromEntries([...carried.map((c) => [c.final, c.dtype]), ...scans.map((s) => [s.name, s.dtype])]));
+  for (const scan of scans) outer.output(scan.name, scan.dtype, [spec.iterationsDim, ...scan.shape]);
+  for (const c of carried) if (c.outer) outer.output(c.final, c.dtype, c.shape);
 }

@@ -1,14 +1,13 @@
 /**
- * `vanilla_loop`: greedy autoregressive decoding compiled into one ONNX `Loop`, so the KV cache stays
- * on the execution provider between decode steps (docs/fused-loop.md).
+ * `vanilla_loop`: autoregressive decoding (greedy or sampled) compiled into one ONNX `Loop`, so the KV
+ * cache stays on the execution provider between decode steps (docs/fused-loop.md).
  *
- * The Loop body is the folder's own target graph (target.onnx, decoded as is: every node, the same
- * external-data initializers in weights.data) wrapped by a prologue and an epilogue built with the
- * GraphBuilder:
+ * The Loop body is the folder's own target graph (target.onnx inlined as is by InlinableGraph: every
+ * node, the same external-data initializers in weights.data) wrapped by a prologue and an epilogue:
  * - prologue: input_ids / position_ids from the carried token and length, and the additive mask
  *   [1,1,1,C+1] (cache rows < length and the token itself visible) built from `length`;
  * - epilogue: the new K/V row written at row `length` with `Where(arange(C) == length, row, cache)`,
- *   the argmax as the next carried token and a scan output, `length + 1`, and
+ *   the argmax (or, sampling, a draw) as the next carried token and a scan output, `length + 1`, and
  *   `cond = no stop id was produced`.
  *
  * Inputs:  first_token [1] int64 (the token after the cached rows, not yet in the cache),
@@ -29,11 +28,12 @@ import { MASKED } from '../../engine/attention-bias.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
-import { decodeModel, OnnxAttributeType, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
+import { InlinableGraph } from '../onnx/inline.js';
+import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
-import { logitsBeforeArgmax, noStopIdAmong } from './loop-ops.js';
-import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { createSessionFromModel } from './loop-session.js';
+import { addLoop, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
   firstToken: 'first_token',
@@ -63,32 +63,13 @@ export interface LoopKvLayout {
   dtype: FloatDType;
 }
 
-/** Body-local names (the target graph's own inputs keep their names: they are the body's values). */
+/** Body-local names of the carried values. */
 const BODY = {
-  iteration: 'loop/iteration',
-  condIn: 'loop/cond_in',
-  token: 'loop/token',
-  length: 'loop/length',
-  condOut: 'loop/cond_out',
-  tokenOut: 'loop/token_out',
-  lengthOut: 'loop/length_out',
-  keyOut: (layer: number) => `loop/key_out_${layer}`,
-  valueOut: (layer: number) => `loop/value_out_${layer}`,
-  tokenScan: 'loop/token_scan',
+  token: 'it/token',
+  length: 'it/length',
+  key: (layer: number) => `it/key_${layer}`,
+  value: (layer: number) => `it/value_${layer}`,
 };
-
-function valueInfo(name: string, elemType: number, shape: Shape): ValueInfoProto {
-  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } } };
-}
-
-/** Every value name a graph defines: inputs, initializers, node outputs. */
-function definedNames(model: ModelProto): Set<string> {
-  const names = new Set<string>();
-  for (const input of model.graph.input) names.add(input.name);
-  for (const init of model.graph.initializer) names.add(init.name!);
-  for (const node of model.graph.node) for (const output of node.output) names.add(output);
-  return names;
-}
 
 /**
  * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
@@ -103,121 +84,88 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   for (const name of expected) if (!targetInputs.has(name)) throw new Error(`target graph has no input ${name}`);
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
 
-  const b = new GraphBuilder(`${LOOP_GRAPH}/body`);
-  const cacheShape: Shape = [1, DIM_CAPACITY, numKvHeads, headDim];
-  const realInputs = [
-    b.input(BODY.iteration, 'int64', []),
-    b.input(BODY.condIn, 'bool', []),
-    b.input(BODY.token, 'int64', [1]),
-    b.input(BODY.length, 'int64', []),
-    ...layers.flatMap((i) => [b.input(TARGET_IO.pastKey(i), dtype, cacheShape), b.input(TARGET_IO.pastValue(i), dtype, cacheShape)]),
-  ];
-  // Values the body sees without defining them: the outer graph's stop_ids and everything the target
-  // graph defines (so generated constant names never collide with the target's).
-  const produced = new Set<string>([TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias]);
-  const dtypeOfTargetValue = (name: string) => (name === TARGET_IO.argmax ? 'int64' : layers.some((i) => name === TARGET_IO.newKey(i) || name === TARGET_IO.newValue(i)) ? dtype : 'float32');
-  b.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
-  if (options.sampling) {
-    b.input(LOOP_IO.temperature, 'float32', []);
-    b.input(LOOP_IO.uniforms, 'float32', [DIM_STEPS]);
-    if (options.sampling === 'nucleus') b.input(LOOP_IO.topP, 'float32', []);
-  }
-  for (const name of definedNames(target)) if (!targetInputs.has(name) && !produced.has(name)) b.input(name, dtypeOfTargetValue(name), []);
+  const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
+  const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
+  const b = new GraphBuilder(`${LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: target.ir_version });
+  const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
+  for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
 
-  const { selector } = b.scope('loop', () => {
-    const i64 = (values: number[]) => b.constant('int64', values);
-    b.node('Reshape', [BODY.token, i64([1, 1])], { name: 'input_ids', outputs: [TARGET_IO.inputIds] });
-    b.node('Reshape', [BODY.length, i64([1, 1])], { name: 'position_ids', outputs: [TARGET_IO.positionIds] });
-    const capacity = b.op('Squeeze', [b.op('Shape', [TARGET_IO.pastKey(0)], { start: 1, end: 2 }), i64([0])]);
-    const rows = b.op('Range', [b.scalar('int64', 0), capacity, b.scalar('int64', 1)], undefined, { outputDtypes: ['int64'] });
+  const cacheShape: Shape = [1, DIM_CAPACITY, numKvHeads, headDim];
+  const carried: CarriedValue[] = [
+    { outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] },
+    { outer: LOOP_IO.pastLength, body: BODY.length, final: LOOP_IO.finalLength, dtype: 'int64', shape: [] },
+    ...layers.flatMap((i): CarriedValue[] => [
+      { outer: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), dtype, shape: cacheShape },
+      { outer: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), dtype, shape: cacheShape },
+    ]),
+  ];
+  declareCarried(outer, b, carried);
+  outer.input(LOOP_IO.maxSteps, 'int64', []);
+  outer.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
+  b.outerValue(LOOP_IO.stopIds, 'int64');
+  if (options.sampling) {
+    outer.input(LOOP_IO.temperature, 'float32', []);
+    outer.input(LOOP_IO.uniforms, 'float32', [DIM_STEPS]);
+    b.outerValue(LOOP_IO.temperature, 'float32');
+    b.outerValue(LOOP_IO.uniforms, 'float32');
+    if (options.sampling === 'nucleus') {
+      outer.input(LOOP_IO.topP, 'float32', []);
+      b.outerValue(LOOP_IO.topP, 'float32');
+    }
+  }
+
+  // Prologue: the step's token at position `length`, seeing cache rows < length and itself.
+  const i64 = (values: number[]) => b.constant('int64', values);
+  const { rows, stepInputs } = b.scope('step', () => {
+    const capacity = b.op('Squeeze', [b.op('Shape', [BODY.key(0)], { start: 1, end: 2 }), i64([0])]);
+    const rows = b.op('Range', [b.scalar('int64', 0), capacity, b.scalar('int64', 1)]);
     const visible = b.op('Concat', [b.op('Less', [rows, BODY.length]), b.constant('bool', [true])], { axis: 0 });
     const bias = b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
-    b.node('Reshape', [bias, i64([1, 1, 1, -1])], { name: 'attention_bias', outputs: [TARGET_IO.attentionBias] });
-    return { selector: b.op('Reshape', [b.op('Equal', [rows, BODY.length]), i64([1, -1, 1, 1])]) };
+    const stepInputs: Record<string, string> = {
+      [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
+      [TARGET_IO.positionIds]: b.op('Reshape', [BODY.length, i64([1, 1])]),
+      [TARGET_IO.attentionBias]: b.op('Reshape', [bias, i64([1, 1, 1, -1])]),
+    };
+    for (const i of layers) {
+      stepInputs[TARGET_IO.pastKey(i)] = BODY.key(i);
+      stepInputs[TARGET_IO.pastValue(i)] = BODY.value(i);
+    }
+    return { rows, stepInputs };
   });
-  const prologueCount = b.toGraph().nodes.length;
+  const stepCall = { prefix: '@step', inputs: stepInputs };
+  const step = targetGraph.call(b, stepCall);
 
-  const sampledToken = () => {
-    const logits = b.op('Cast', [b.op('Reshape', [logitsBeforeArgmax(target), b.constant('int64', [1, -1])])], { to: ONNX_DATA_TYPE.float32 });
-    const p = samplingProbabilities(b, logits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
-    const u = b.op('Gather', [LOOP_IO.uniforms, BODY.iteration], { axis: 0 });
-    return b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, b.constant('int64', [-1])]), u), b.constant('int64', [1])]);
-  };
-  const epilogue = b.scope('loop', () => {
-    const keys = layers.map((i) => b.op('Where', [selector, TARGET_IO.newKey(i), TARGET_IO.pastKey(i)]));
-    const values = layers.map((i) => b.op('Where', [selector, TARGET_IO.newValue(i), TARGET_IO.pastValue(i)]));
-    const token = options.sampling ? sampledToken() : b.op('Reshape', [TARGET_IO.argmax, b.constant('int64', [1])]);
-    // A -1 that no token equals keeps the reduced axis non-empty: CUDA's ReduceSum refuses an empty axis
-    // without keepdims, and stop_ids may be empty.
-    const cond = noStopIdAmong(b, token, LOOP_IO.stopIds);
-    const length = b.op('Add', [BODY.length, b.scalar('int64', 1)]);
-    return { keys, values, token, cond, length };
+  // Epilogue: write the new K/V row at `length`, choose the next token, test for a stop id.
+  const epilogue = b.scope('next', () => {
+    const selector = b.op('Reshape', [b.op('Equal', [rows, BODY.length]), i64([1, -1, 1, 1])]);
+    const updated = new Map<string, string>();
+    for (const i of layers) {
+      updated.set(BODY.key(i), b.op('Where', [selector, step[TARGET_IO.newKey(i)], BODY.key(i)]));
+      updated.set(BODY.value(i), b.op('Where', [selector, step[TARGET_IO.newValue(i)], BODY.value(i)]));
+    }
+    let token: string;
+    if (options.sampling) {
+      const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(stepCall, logitsBeforeArgmax(target)), i64([1, -1])])], { to: ONNX_DATA_TYPE.float32 });
+      const p = samplingProbabilities(b, logits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
+      const u = b.op('Gather', [LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 });
+      token = b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, i64([-1])]), u), i64([1])]);
+    } else token = b.op('Reshape', [step[TARGET_IO.argmax], i64([1])]);
+    updated.set(BODY.token, token);
+    updated.set(BODY.length, b.op('Add', [BODY.length, b.scalar('int64', 1)]));
+    return { updated, token, cond: noStopIdAmong(b, token, LOOP_IO.stopIds) };
   });
-  b.output(epilogue.cond, 'bool', [], BODY.condOut);
-  b.output(epilogue.token, 'int64', [1], BODY.tokenOut);
-  b.output(epilogue.length, 'int64', [], BODY.lengthOut);
-  layers.forEach((i) => {
-    b.output(epilogue.keys[i], dtype, cacheShape, BODY.keyOut(i));
-    b.output(epilogue.values[i], dtype, cacheShape, BODY.valueOut(i));
-  });
-  b.output(epilogue.token, 'int64', [1], BODY.tokenScan);
 
-  const body = b.toModel().graph;
-  const bodyNodes = body.node;
-  body.node = [...bodyNodes.slice(0, prologueCount), ...target.graph.node, ...bodyNodes.slice(prologueCount)];
-  body.input = body.input.filter((input) => realInputs.includes(input.name));
-  body.value_info = target.graph.value_info ?? [];
-
-  const floatType = ONNX_DATA_TYPE[dtype];
-  const int64 = ONNX_DATA_TYPE.int64;
-  const condTrue = 'loop_cond_true';
-  const loop: NodeProto = {
+  addLoop(outer, b, {
     name: LOOP_GRAPH,
-    op_type: 'Loop',
-    domain: '',
-    input: [LOOP_IO.maxSteps, condTrue, LOOP_IO.firstToken, LOOP_IO.pastLength, ...layers.flatMap((i) => [LOOP_IO.cacheKey(i), LOOP_IO.cacheValue(i)])],
-    output: [LOOP_IO.finalToken, LOOP_IO.finalLength, ...layers.flatMap((i) => [LOOP_IO.finalKey(i), LOOP_IO.finalValue(i)]), LOOP_IO.tokens],
-    attribute: [{ name: 'body', type: OnnxAttributeType.GRAPH, g: body }],
-  };
-  // Loop's carried outputs follow its inputs' order: token, length, then per layer key, value.
-  body.output = [
-    body.output.find((o) => o.name === BODY.condOut)!,
-    body.output.find((o) => o.name === BODY.tokenOut)!,
-    body.output.find((o) => o.name === BODY.lengthOut)!,
-    ...layers.flatMap((i) => [body.output.find((o) => o.name === BODY.keyOut(i))!, body.output.find((o) => o.name === BODY.valueOut(i))!]),
-    body.output.find((o) => o.name === BODY.tokenScan)!,
-  ];
-  const cacheInfo = (name: string) => valueInfo(name, floatType, cacheShape);
-  const metadata = (target.metadata_props ?? []).map((e) => (e.key === 'fr-spec.graph' ? { key: e.key, value: LOOP_GRAPH } : e));
-  return {
-    ir_version: target.ir_version,
-    producer_name: 'fr-spec',
-    opset_import: target.opset_import,
-    metadata_props: metadata,
-    graph: {
-      name: LOOP_GRAPH,
-      node: [loop],
-      input: [
-        valueInfo(LOOP_IO.firstToken, int64, [1]),
-        ...layers.flatMap((i) => [cacheInfo(LOOP_IO.cacheKey(i)), cacheInfo(LOOP_IO.cacheValue(i))]),
-        valueInfo(LOOP_IO.pastLength, int64, []),
-        valueInfo(LOOP_IO.maxSteps, int64, []),
-        valueInfo(LOOP_IO.stopIds, int64, [DIM_STOP]),
-        ...(options.sampling ? [valueInfo(LOOP_IO.temperature, ONNX_DATA_TYPE.float32, []), valueInfo(LOOP_IO.uniforms, ONNX_DATA_TYPE.float32, [DIM_STEPS])] : []),
-        ...(options.sampling === 'nucleus' ? [valueInfo(LOOP_IO.topP, ONNX_DATA_TYPE.float32, [])] : []),
-      ],
-      output: [
-        valueInfo(LOOP_IO.tokens, int64, [DIM_STEPS, 1]),
-        valueInfo(LOOP_IO.finalToken, int64, [1]),
-        valueInfo(LOOP_IO.finalLength, int64, []),
-        ...layers.flatMap((i) => [cacheInfo(LOOP_IO.finalKey(i)), cacheInfo(LOOP_IO.finalValue(i))]),
-      ],
-      initializer: [
-        ...target.graph.initializer,
-        { name: condTrue, dims: [], data_type: ONNX_DATA_TYPE.bool, raw_data: new Uint8Array([1]) },
-      ],
-    },
-  };
+    maxSteps: LOOP_IO.maxSteps,
+    carried,
+    updated: epilogue.updated,
+    cond: epilogue.cond,
+    scans: [{ value: epilogue.token, name: LOOP_IO.tokens, dtype: 'int64', shape: [1] }],
+    iterationsDim: DIM_STEPS,
+  });
+  for (const entry of target.metadata_props ?? []) outer.setMetadata(entry.key, entry.key === 'fr-spec.graph' ? LOOP_GRAPH : entry.value);
+  return outer.toModel();
 }
 
 /** The external data files (ONNX `location`s, relative to the model file) a model's initializers point at. */
