@@ -13,8 +13,8 @@
  */
 import { UserError } from '../util/errors.js';
 import type { EagleArchitecture } from './eagle-config.js';
-import { declareDecoderInputs, decoderStack, DIM_SEQUENCE, embeddingTable, loadDecoderLayerWeights, setGraphMetadata, TARGET_IO } from './llama-graph.js';
-import { GraphBuilder } from './onnx/builder.js';
+import { declareDecoderInputs, decoderGraphBuilder, decoderStack, DIM_SEQUENCE, embeddingTable, loadDecoderLayerWeights, setGraphMetadata, TARGET_IO, type GraphOps } from './llama-graph.js';
+import type { GraphBuilder } from './onnx/builder.js';
 import type { FloatDType } from './onnx/dtypes.js';
 import { linear } from './onnx/ops.js';
 import { WeightLoader, type Float32WeightSource, type WeightStorage } from './weight-loader.js';
@@ -29,6 +29,8 @@ export interface EagleGraphOptions {
   dtype: FloatDType;
   /** How the weights are stored; default: in `dtype`, the embedding table as floats. */
   storage?: WeightStorage;
+  /** Default 'standard'. */
+  ops?: GraphOps;
   name?: string;
 }
 
@@ -43,7 +45,8 @@ export function buildEagleDraftGraph(eagle: EagleArchitecture, head: Float32Weig
   if (eagle.fcBias && !head.has('fc.bias')) {
     throw new UserError('the checkpoint has no fc.bias, but its config.json sets "bias": true (or leaves it out, which means true); set "bias": false for a head without it');
   }
-  const b = new GraphBuilder(options.name ?? 'fr-spec-eagle');
+  const ops = options.ops ?? 'standard';
+  const b = decoderGraphBuilder(options.name ?? 'fr-spec-eagle', ops);
   const headWeights = new WeightLoader(b, head, dtype, options.storage);
   const targetWeights = new WeightLoader(b, target, dtype, options.storage);
 
@@ -57,9 +60,9 @@ export function buildEagleDraftGraph(eagle: EagleArchitecture, head: Float32Weig
 
   // EAGLE's order: the token's embedding first, then the feature.
   const fused = b.scope('fc', () => linear(b, b.op('Concat', [embedTable.lookup(inputs.inputIds), feature], { axis: -1 }), fcWeight, fcBias));
-  const out = decoderStack(b, fused, layers, arch, inputs, dtype);
+  const out = decoderStack(b, fused, layers, arch, inputs, dtype, ops);
   b.output(out, dtype, [1, DIM_SEQUENCE, d], EAGLE_IO.out);
 
-  setGraphMetadata(b, 'eagle', dtype, arch);
+  setGraphMetadata(b, 'eagle', dtype, arch, ops);
   return b;
 }

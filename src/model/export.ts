@@ -10,7 +10,7 @@ import { buildEagleDraftGraph } from './eagle-graph.js';
 import { resolveEagleConfig, type EagleArchitecture, type HfEagleConfig } from './eagle-config.js';
 import { openHfFolder, readOptionalJson, withContext, type HfFolder } from './hf-folder.js';
 import { resolveDecoderConfig, type DecoderArchitecture, type HfDecoderConfig } from './llama-config.js';
-import { buildLlamaTargetGraph, EMBEDDING_WEIGHT } from './llama-graph.js';
+import { buildLlamaTargetGraph, EMBEDDING_WEIGHT, type GraphOps } from './llama-graph.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
 import {
   CONTRACT_VERSION,
@@ -37,6 +37,8 @@ export interface ExportOptions {
   weightDtype?: FloatDType;
   /** Store embedding tables and LM heads as int8 rows with per-row scales. Default 'none'. */
   quantizeVocab?: 'none' | 'int8';
+  /** Operators of the decoder graphs (llama-graph.ts GraphOps). Default 'standard'. */
+  ops?: GraphOps;
   /** A build-vocab output folder whose files are copied into `vocab-maps/`. */
   vocabMaps?: string;
   force?: boolean;
@@ -73,6 +75,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   const draft = options.draft ? openDecoder(options.draft, '--draft') : undefined;
   if (options.vocabMaps && !isFolder(options.vocabMaps)) throw new UserError(`--vocab-maps ${options.vocabMaps}: no such folder`);
   const { dtype } = options;
+  const ops = options.ops ?? 'standard';
   const storage = weightStorage(options);
   const progress = options.onProgress ?? (() => {});
 
@@ -85,20 +88,20 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       withContext(label, build).save(join(dir, file), { sharedData: weightsFile });
     };
     try {
-      save(MODEL_FILES.target, `--target ${options.target}`, () => buildLlamaTargetGraph(target.arch, target.folder.checkpoint, { dtype, storage, role: 'target' }));
+      save(MODEL_FILES.target, `--target ${options.target}`, () => buildLlamaTargetGraph(target.arch, target.folder.checkpoint, { dtype, storage, role: 'target', ops }));
       save(MODEL_FILES.lmHead, `--target ${options.target}`, () => buildFullHead(target, dtype, storage));
       if (eagle) {
-        save(MODEL_FILES.eagle, `--eagle ${options.eagle}`, () => buildEagleDraftGraph(eagle.eagle, eagle.folder.checkpoint, target.folder.checkpoint, { dtype, storage }));
+        save(MODEL_FILES.eagle, `--eagle ${options.eagle}`, () => buildEagleDraftGraph(eagle.eagle, eagle.folder.checkpoint, target.folder.checkpoint, { dtype, storage, ops }));
       }
       if (draft) {
-        save(MODEL_FILES.draft, `--draft ${options.draft}`, () => buildLlamaTargetGraph(draft.arch, draft.folder.checkpoint, { dtype, storage, role: 'draft' }));
+        save(MODEL_FILES.draft, `--draft ${options.draft}`, () => buildLlamaTargetGraph(draft.arch, draft.folder.checkpoint, { dtype, storage, role: 'draft', ops }));
       }
     } finally {
       weightsFile.close();
     }
     const tokenizerFiles = copyTokenizerFiles(target.folder.dir, dir);
     const vocabMaps = options.vocabMaps ? copyVocabMaps(options.vocabMaps, join(dir, MODEL_FILES.vocabMaps)) : [];
-    const folderConfig = describeFolder(dtype, storage, target, eagle, draft, tokenizerFiles, vocabMaps);
+    const folderConfig = describeFolder(dtype, ops, storage, target, eagle, draft, tokenizerFiles, vocabMaps);
     writeJson(join(dir, MODEL_FILES.config), folderConfig);
     return folderConfig;
   });
@@ -159,6 +162,7 @@ function copyVocabMaps(from: string, to: string): string[] {
 
 function describeFolder(
   dtype: FloatDType,
+  ops: GraphOps,
   storage: WeightStorage,
   target: DecoderSource,
   eagle: EagleSource | undefined,
@@ -173,6 +177,7 @@ function describeFolder(
     contract_version: CONTRACT_VERSION,
     created_by: CREATED_BY,
     dtype,
+    ...(ops !== 'standard' && { ops }),
     vocab_size: arch.vocabSize,
     hidden_size: arch.hiddenSize,
     target: { file: MODEL_FILES.target, source: target.folder.name, architecture: decoderFacts(target.modelType, arch) },

@@ -93,6 +93,8 @@ export interface ModelFolderConfig {
   created_by: string;
   /** Float type of weights, hidden states and K/V in every graph (masks and log-probs are float32). */
   dtype: FloatDType;
+  /** The decoder graphs' operators (GraphOps); absent means 'standard'. */
+  ops?: 'standard' | 'fused';
   vocab_size: number;
   hidden_size: number;
   target: GraphEntry<DecoderFacts>;

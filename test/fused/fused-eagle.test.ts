@@ -19,7 +19,7 @@ import { loadVocabMap } from '../../src/engine/vocab-map.js';
 import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/model/fused/eagle-loop.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, sameTreesAsHost, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -72,7 +72,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
   });
 
-  for (const name of ['fp32', 'fp16'] as const) {
+  for (const name of FUSED_MODEL_SETS) {
     describe(`tiny ${name} model`, () => {
       let model: EngineModel;
       before(async () => {
@@ -91,7 +91,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
           it(`${subset ? 'fr-spec' : 'eagle2'}, tree ${label}: budget, a 300-token prompt, stop ids`, async () => {
             const fused = await FusedEagle.create(model, { tree, vocabSubset: subset, threads: 1 });
             try {
-              const sameTrees = name === 'fp32';
+              const sameTrees = sameTreesAsHost(name);
               expect((await expectSame(model, fused, tree, subset, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 }, sameTrees)).stopReason).to.equal('max-new-tokens');
               expect((await expectSame(model, fused, tree, subset, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 }, sameTrees)).tokens).to.have.lengthOf(2);
               await expectSame(model, fused, tree, subset, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 30 }, sameTrees, [undefined]);

@@ -13,7 +13,7 @@ import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -54,7 +54,7 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
   });
 
-  for (const name of ['fp32', 'fp16'] as const) {
+  for (const name of FUSED_MODEL_SETS) {
     describe(`tiny ${name} model`, () => {
       let model: EngineModel;
       let fused: FusedVanilla;

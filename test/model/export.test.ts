@@ -126,6 +126,36 @@ describe('model/export (fr-spec export)', () => {
     expect(HeadWeights.open(join(out, 'lm_head.onnx')).storage).to.equal('float16');
   });
 
+  it('--ops fused: the same contract from ≈ 2.5× fewer nodes per layer (opset 23 Attention and RotaryEmbedding, fused RMSNorm)', async () => {
+    const standard = join(root, 'models', 'ops-standard');
+    const fused = join(root, 'models', 'ops-fused');
+    const args = ['--target', models.target.dir, '--eagle', models.eagle.dir, '--draft', models.draft.dir, '--dtype', 'fp16'];
+    await runExportCli([...args, '--out', standard]);
+    await runExportCli([...args, '--out', fused, '--ops', 'fused']);
+    expect(ModelFolder.open(fused).config.ops).to.equal('fused');
+    expect(ModelFolder.open(standard).config.ops).to.equal(undefined);
+    const layers = { 'target.onnx': LLAMA_TARGET_CONFIG.num_hidden_layers, 'eagle.onnx': EAGLE_CONFIG.num_hidden_layers, 'draft.onnx': DRAFT_CONFIG.num_hidden_layers };
+    for (const [file, numLayers] of Object.entries(layers)) {
+      const before = decodeModel(readFileSync(join(standard, file)));
+      const after = decodeModel(readFileSync(join(fused, file)));
+      const opset = (m: typeof after) => m.opset_import.find((o) => !o.domain)?.version;
+      expect(opset(before), file).to.equal(21);
+      expect(opset(after), file).to.equal(23);
+      expect(after.ir_version, file).to.be.at.least(11);
+      const count = (m: typeof after, op: string) => m.graph.node.filter((n) => n.op_type === op).length;
+      expect(count(after, 'Attention'), file).to.equal(numLayers);
+      expect(count(after, 'RotaryEmbedding'), file).to.equal(2 * numLayers);
+      expect(count(after, 'SkipSimplifiedLayerNormalization'), file).to.equal(numLayers);
+      for (const gone of ['Softmax', 'Sqrt', 'Neg', 'Transpose']) expect(count(after, gone), `${file}: ${gone}`).to.equal(0);
+      expect(after.graph.input.map((i) => i.name), file).to.deep.equal(before.graph.input.map((i) => i.name));
+      expect(after.graph.output.map((o) => o.name), file).to.deep.equal(before.graph.output.map((o) => o.name));
+      // Per layer (what the graph adds beyond embedding, position tables and head): at most 40% of the standard nodes.
+      const perLayer = (m: typeof after) => m.graph.node.filter((n) => /layers\.\d+\//.test(n.name)).length / numLayers;
+      expect(perLayer(after), file).to.be.at.most(0.4 * perLayer(before));
+    }
+    expect(readFileSync(join(fused, 'weights.data')).equals(readFileSync(join(standard, 'weights.data'))), 'the same weights').to.equal(true);
+  });
+
   describe('bad input', () => {
     const outDir = () => join(root, 'models', 'never');
     afterEach(() => expect(existsSync(outDir()), 'no output folder after a failure').to.equal(false));

@@ -6,7 +6,7 @@ import type * as ort from 'onnxruntime-node';
 import { SafetensorsCheckpoint } from '../../src/model/checkpoint.js';
 import { bfloat16BitsToFloat32, float32ToBfloat16Bits, roundToFloat16 } from '../../src/model/half-precision.js';
 import { resolveDecoderConfig, type DecoderArchitecture, type HfDecoderConfig } from '../../src/model/llama-config.js';
-import { buildLlamaTargetGraph, TARGET_IO } from '../../src/model/llama-graph.js';
+import { buildLlamaTargetGraph, GRAPH_OPS, TARGET_IO } from '../../src/model/llama-graph.js';
 import type { FloatDType } from '../../src/model/onnx/dtypes.js';
 import { writeSafetensors, type HostTensor } from '../../src/model/safetensors.js';
 import { createSession, floats, floatTensor, int64Tensor, ints } from './helpers/ort.js';
@@ -156,9 +156,9 @@ describe('model/llama-graph (target graph vs a plain TypeScript forward)', () =>
       const arch = resolveDecoderConfig(config);
       const weights = randomLlamaWeights(arch, 1234);
 
-      for (const dtype of ['float32', 'float16'] as const) {
-        it(`${dtype}: prompt (P=0), then a tree-masked batch over the cached prompt`, async () => {
-          const session = await createSession(buildLlamaTargetGraph(arch, weights, { dtype, logits: true, topK: TOP_K }));
+      for (const ops of GRAPH_OPS) for (const dtype of ['float32', 'float16'] as const) {
+        it(`${ops} ops, ${dtype}: prompt (P=0), then a tree-masked batch over the cached prompt`, async () => {
+          const session = await createSession(buildLlamaTargetGraph(arch, weights, { dtype, logits: true, topK: TOP_K, ops }));
           try {
             await checkPromptThenTree(arch, weights, dtype, session);
           } finally {
@@ -169,12 +169,12 @@ describe('model/llama-graph (target graph vs a plain TypeScript forward)', () =>
     });
   }
 
-  describe('llama, float32', () => {
+  for (const ops of GRAPH_OPS) describe(`llama, float32, ${ops} ops`, () => {
     const arch = resolveDecoderConfig(TINY_LLAMA);
     const weights = randomLlamaWeights(arch, 99);
     let session: ort.InferenceSession;
     before(async () => {
-      session = await createSession(buildLlamaTargetGraph(arch, weights, { dtype: 'float32', logits: true, topK: TOP_K }));
+      session = await createSession(buildLlamaTargetGraph(arch, weights, { dtype: 'float32', logits: true, topK: TOP_K, ops }));
     });
     after(() => session.release());
 

@@ -10,6 +10,7 @@ import { contractMismatches, decoderSpec, eagleSpec, headSpec } from '../../src/
 import { allocFloatData, floatDataFrom } from '../../src/model/float-data.js';
 import type { DecoderSession } from '../../src/model/graph-sessions.js';
 import { roundToFloat16 } from '../../src/model/half-precision.js';
+import { GRAPH_OPS } from '../../src/model/llama-graph.js';
 import type { FloatDType } from '../../src/model/onnx/dtypes.js';
 import { ModelSessions } from '../../src/model/session.js';
 import { UserError } from '../../src/util/errors.js';
@@ -38,12 +39,12 @@ describe('model/session (exported folders on the CPU provider vs the TypeScript 
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  for (const dtype of ['float32', 'float16'] as const) {
-    describe(`${dtype} export of a Llama target (llama3 RoPE) with an EAGLE head and a draft model`, () => {
+  for (const ops of GRAPH_OPS) for (const dtype of ['float32', 'float16'] as const) {
+    describe(`${dtype} export (${ops} ops) of a Llama target (llama3 RoPE) with an EAGLE head and a draft model`, () => {
       let sessions: ModelSessions;
       before(async () => {
-        const out = join(root, `models-${dtype}`);
-        await runExportCli(['--target', models.target.dir, '--eagle', models.eagle.dir, '--draft', models.draft.dir, '--out', out, '--dtype', dtype === 'float32' ? 'fp32' : 'fp16']);
+        const out = join(root, `models-${ops}-${dtype}`);
+        await runExportCli(['--target', models.target.dir, '--eagle', models.eagle.dir, '--draft', models.draft.dir, '--out', out, '--dtype', dtype === 'float32' ? 'fp32' : 'fp16', '--ops', ops]);
         sessions = await ModelSessions.open(out, { ep: 'cpu', threads: 1 });
       });
       after(() => sessions?.release());

@@ -19,6 +19,12 @@ export const MICROSOFT_DOMAIN = 'com.microsoft';
 /** ai.onnx opset 21 is defined from IR version 10. */
 const DEFAULT_OPSET = 21;
 const DEFAULT_IR_VERSION = 10;
+/** The first IR version that defines each ai.onnx opset from 21 on (onnx/helper.py's table). */
+const IR_VERSION_FOR_OPSET: readonly [opset: number, ir: number][] = [
+  [21, 10],
+  [23, 11],
+  [25, 12],
+];
 /** Opset versions imported automatically the first time a node uses the domain. */
 const KNOWN_DOMAIN_VERSIONS: Record<string, number> = { [MICROSOFT_DOMAIN]: 1 };
 /** Constants up to this many elements are shared between identical requests. */
@@ -70,15 +76,15 @@ export class GraphBuilder {
   private readonly sharedConstants = new Map<string, string>();
   private readonly metadata = new Map<string, string>();
   private readonly scopes: string[] = [];
-  private readonly irVersion: number;
+  private irVersion: number;
   private readonly producerName: string;
 
   constructor(
     readonly name: string,
     options: GraphBuilderOptions = {},
   ) {
-    this.opsets.set(ONNX_DOMAIN, options.opsetVersion ?? DEFAULT_OPSET);
     this.irVersion = options.irVersion ?? DEFAULT_IR_VERSION;
+    this.importOpset(ONNX_DOMAIN, options.opsetVersion ?? DEFAULT_OPSET);
     this.producerName = options.producerName ?? 'fr-spec';
   }
 
@@ -157,7 +163,8 @@ export class GraphBuilder {
       options.attributes,
       outputs.length,
     );
-    outputs.forEach((output, i) => this.define(output, options.outputDtypes?.[i] ?? inferred[i]));
+    // '' marks an optional output the node does not produce (ONNX's convention).
+    outputs.forEach((output, i) => output !== '' && this.define(output, options.outputDtypes?.[i] ?? inferred[i]));
     this.nodes.push({
       name: nodeName,
       op_type: opType,
@@ -230,6 +237,19 @@ export class GraphBuilder {
 
   importOpset(domain: string, version: number): void {
     this.opsets.set(domain, version);
+    this.raiseIrVersionFor(domain, version);
+  }
+
+  /**
+   * Imports `domain` at `version` or later: keeps a newer import. For nodes taken from a graph built
+   * at a newer opset (inlining); the IR version follows the ai.onnx opset.
+   */
+  requireOpset(domain: string, version: number): void {
+    if ((this.opsets.get(domain) ?? -1) < version) this.importOpset(domain, version);
+  }
+
+  opsetVersion(domain: string = ONNX_DOMAIN): number | undefined {
+    return this.opsets.get(domain);
   }
 
   setMetadata(key: string, value: string): void {
@@ -280,6 +300,11 @@ export class GraphBuilder {
     if (!this.values.has(name)) throw new Error(`${role} ${name} is not defined yet`);
   }
 
+  private raiseIrVersionFor(domain: string, version: number): void {
+    if (domain !== ONNX_DOMAIN) return;
+    for (const [opset, ir] of IR_VERSION_FOR_OPSET) if (version >= opset && this.irVersion < ir) this.irVersion = ir;
+  }
+
   private useDomain(domain: string): void {
     if (this.opsets.has(domain)) return;
     const version = KNOWN_DOMAIN_VERSIONS[domain];
@@ -293,6 +318,11 @@ export class GraphBuilder {
     for (let n = 2; this.nodeNames.has(name); n++) name = `${scoped}_${n}`;
     this.nodeNames.add(name);
     return name;
+  }
+
+  /** A value name not defined yet, under the current scope: for naming some outputs of a node and omitting others. */
+  freshValueName(base: string): string {
+    return this.uniqueValueName([...this.scopes, base].join('/'));
   }
 
   private uniqueValueName(base: string): string {

@@ -40,6 +40,8 @@ export class InlinableGraph {
         throw new Error(`graph ${model.graph.name}: node ${node.name} has a subgraph, which inlining does not rename`);
       }
     }
+    // The graph's nodes keep their op versions only if the outer model imports the same opsets (or newer).
+    for (const opset of model.opset_import) weights.requireOpset(opset.domain ?? '', opset.version);
     for (const init of model.graph.initializer) {
       const name = init.name!;
       const key = externalKey(init);

@@ -2,3 +2,4 @@
 export * from './basic-ops.js';
 export * from './rope.js';
 export * from './attention.js';
+export * from './fused-ops.js';

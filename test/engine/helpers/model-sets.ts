@@ -29,6 +29,8 @@ export interface ModelSetOptions {
   /** 'no-attention' target copy (agrees often) or the exact 'target' (always agrees). */
   draft?: 'no-attention' | 'target';
   dtype?: 'fp32' | 'fp16';
+  /** The decoder graphs' operators (fr-spec export --ops); default standard. */
+  ops?: 'standard' | 'fused';
   /** Files copied into the target checkpoint (and so into the model folder). */
   tokenizerFiles?: Record<string, string>;
   /** Scale of the LM head (larger: peakier distributions). */
@@ -143,6 +145,6 @@ export async function writeModelSet(root: string, options: ModelSetOptions): Pro
   writeHfCheckpoint(join(root, 'eagle'), eagleConfig(options), eagle);
   writeHfCheckpoint(join(root, 'draft'), config, options.draft === 'target' ? target : withoutAttention(target, layers));
   const out = join(root, 'model');
-  await runExportCli(['--target', join(root, 'target'), '--eagle', join(root, 'eagle'), '--draft', join(root, 'draft'), '--out', out, '--dtype', options.dtype ?? 'fp32', '--force', ...(options.vocabMaps ? ['--vocab-maps', options.vocabMaps] : [])]);
+  await runExportCli(['--target', join(root, 'target'), '--eagle', join(root, 'eagle'), '--draft', join(root, 'draft'), '--out', out, '--dtype', options.dtype ?? 'fp32', '--ops', options.ops ?? 'standard', '--force', ...(options.vocabMaps ? ['--vocab-maps', options.vocabMaps] : [])]);
   return { dir: out, target: { arch: resolveDecoderConfig(config), weights: target } };
 }

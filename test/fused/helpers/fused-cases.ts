@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GenerateOptions, GenerationResult } from '../../../src/engine/engine.js';
 import type { FusedOptions } from '../../../src/engine/fused/fused-run.js';
-import { writeModelSet } from '../../engine/helpers/model-sets.js';
+import { writeModelSet, type ModelSetOptions } from '../../engine/helpers/model-sets.js';
 
 export const FUSED_VOCAB = 32;
 
@@ -21,17 +21,24 @@ export interface FusedCase {
 
 export const caseOptions = (c: FusedCase): GenerateOptions => ({ maxNewTokens: c.maxNewTokens, stopIds: c.stopIds });
 
-/** Writes the fp32 and fp16 tiny model sets before the suite and removes them after; returns their folders by name. */
-export function tinyFusedModelSets(prefix: string): Record<'fp32' | 'fp16', string> {
-  const sets = {
-    fp32: { vocabSize: FUSED_VOCAB, attention: 0.5, seed: 3 },
-    fp16: { vocabSize: FUSED_VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const },
-  };
-  const dirs = { fp32: '', fp16: '' };
+export const FUSED_MODEL_SETS = ['fp32', 'fp16', 'fp32, fused ops', 'fp16, fused ops'] as const;
+export type FusedModelSet = (typeof FUSED_MODEL_SETS)[number];
+/** fp32 sets draft the same trees as the host engine (fp16 may break near-ties differently). */
+export const sameTreesAsHost = (set: FusedModelSet) => set.startsWith('fp32');
+
+/**
+ * Writes the tiny model sets (fp32 and fp16 graphs, standard and fused ops) before the suite and
+ * removes them after; returns their folders by name.
+ */
+export function tinyFusedModelSets(prefix: string): Record<FusedModelSet, string> {
+  const fp32 = { vocabSize: FUSED_VOCAB, attention: 0.5, seed: 3 };
+  const fp16 = { vocabSize: FUSED_VOCAB, attention: 0.6, seed: 5, dtype: 'fp16' as const };
+  const sets: Record<FusedModelSet, ModelSetOptions> = { fp32, fp16, 'fp32, fused ops': { ...fp32, ops: 'fused' }, 'fp16, fused ops': { ...fp16, ops: 'fused' } };
+  const dirs: Record<FusedModelSet, string> = { fp32: '', fp16: '', 'fp32, fused ops': '', 'fp16, fused ops': '' };
   let root: string;
   before(async () => {
     root = mkdtempSync(join(tmpdir(), prefix));
-    for (const [name, options] of Object.entries(sets)) dirs[name as keyof typeof dirs] = (await writeModelSet(join(root, name), options)).dir;
+    for (const [index, name] of FUSED_MODEL_SETS.entries()) dirs[name] = (await writeModelSet(join(root, `set-${index}`), sets[name])).dir;
   });
   after(() => rmSync(root, { recursive: true, force: true }));
   return dirs;
