@@ -11,6 +11,9 @@
  * cannot produce more than τ × B / (target weight bytes) tokens per second (τ = 1 for vanilla).
  * Weight bytes are the target graph's initializers (each stored tensor once), i.e. what one forward
  * reads; pass the bandwidth measured on the machine (bench/gpu/bandwidth.py).
+ * ms/step (vanilla) and ms/cycle (speculative methods) are τ ÷ tokens/s. In the fused loop a cycle has
+ * a fixed shape (the whole tree is drafted and verified whatever is accepted), so on random weights
+ * (bench/gpu/random-model.ts) the cycle time is the real model's while τ is not.
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -97,6 +100,8 @@ interface Row {
   kibPerToken: number;
   tokens: number;
   equalsVanilla: boolean;
+  /** Time of one target step (vanilla) or one speculative cycle: τ ÷ tokens/s. */
+  msPerCycle: number;
   rooflineTokensPerSecond?: number;
   rooflineFraction?: number;
 }
@@ -134,14 +139,15 @@ for (const spec of flags.methods.split(',')) {
         }
       }
       const tau = cycles > 0 ? inCycles / cycles : 1;
-      const row: Row = { method: spec, engine: generator.engine, tokensPerSecond: tokens / seconds, tau, kibPerToken: bytes / tokens / 1024, tokens, equalsVanilla: equal };
+      const tokensPerSecond = tokens / seconds;
+      const row: Row = { method: spec, engine: generator.engine, tokensPerSecond, tau, msPerCycle: (1000 * tau) / tokensPerSecond, kibPerToken: bytes / tokens / 1024, tokens, equalsVanilla: equal };
       if (bandwidth) {
         row.rooflineTokensPerSecond = (tau * bandwidth) / weightBytes;
         row.rooflineFraction = row.tokensPerSecond / row.rooflineTokensPerSecond;
       }
       rows.push(row);
       process.stdout.write(
-        `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
+        `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
           `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${equal ? 'tokens equal vanilla' : 'TOKENS DIFFER FROM VANILLA'}\n`,
       );
     } finally {

@@ -4,7 +4,9 @@
 #   bench/gpu/run.sh RUN [STEP...]
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
-#   STEP  data vocab target eagle draft export profile spec code-math sampling engines, or all (the default). Training steps
+#   STEP  data vocab target eagle draft export profile spec code-math sampling engines, or all (the default);
+#         also big-model and roofline (not in all: a random-weight model of a real shape, default Llama-3-8B,
+#         for the HBM roofline of the fused loop; ≈ 32 GB of disk). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
 #
@@ -20,6 +22,9 @@
 #   METHODS         Spec-Bench greedy (default vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,sps,ouroboros)
 #   CODE_MATH_METHODS  HumanEval and GSM8K (default vanilla,eagle2,fr-spec:8192,fr-spec:32768)
 #   SAMPLING_METHODS   Spec-Bench at temperature 1 (default vanilla,eagle2,fr-spec:32768,sps)
+#   OPS             operators of the model folder the bench steps use: standard ($RUN/model) or fused
+#                   ($RUN/model-fused, fr-spec export --ops fused); default standard. The export step writes both.
+#   BIG_SHAPE       shape of the big-model step (bench/gpu/random-model.ts; default llama3-8b)
 #   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
 #   NODE, PYTHON    interpreters (default node, python3)
 set -euo pipefail
@@ -44,6 +49,10 @@ METHODS=${METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-sp
 CODE_MATH_METHODS=${CODE_MATH_METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:32768}
 SAMPLING_METHODS=${SAMPLING_METHODS:-vanilla,eagle2,fr-spec:32768,sps}
 STEP_SECONDS=${STEP_SECONDS:-540}
+OPS=${OPS:-standard}
+case "$OPS" in standard) MODEL=$RUN/model ;; fused) MODEL=$RUN/model-fused ;; *) echo "bench/gpu/run.sh: OPS must be standard or fused, not $OPS" >&2; exit 2 ;; esac
+BIG_SHAPE=${BIG_SHAPE:-llama3-8b}
+BIG=$RUN/big-$BIG_SHAPE
 NODE=${NODE:-node}
 PYTHON=${PYTHON:-python3}
 export NODE PYTHON
@@ -58,11 +67,18 @@ train() {
   STEP_ARGS="--minutes $minutes" training/run.sh bench "$RUN" "$step"
 }
 
+# The machine's card and measured copy bandwidth (GB/s), once per run.
+bandwidth() {
+  [ -f "$RESULTS/gpu.txt" ] || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$RESULTS/gpu.txt"
+  [ -f "$RESULTS/bandwidth.txt" ] || "$PYTHON" bench/gpu/bandwidth.py > "$RESULTS/bandwidth.txt"
+  sed -n 's/^bandwidth_gbs=//p' "$RESULTS/bandwidth.txt"
+}
+
 # One fr-spec bench invocation, stopped after STEP_SECONDS so that a step stays under the GPU runner's limit.
 bench() {
   local name=$1
   shift
-  local cmd=("$NODE" bin/fr-spec bench --model "$RUN/model" --ep cuda --max-new-tokens "$MAX_NEW" --warmup 1 --quiet --out "$RESULTS/$name" "$@")
+  local cmd=("$NODE" bin/fr-spec bench --model "$MODEL" --ep cuda --max-new-tokens "$MAX_NEW" --warmup 1 --quiet --out "$RESULTS/$name" "$@")
   log "${cmd[*]}"
   local status=0
   timeout --signal=INT "$STEP_SECONDS" "${cmd[@]}" > "$RESULTS/$name.txt" 2> "$RESULTS/$name.err" || status=$?
@@ -112,22 +128,52 @@ for step in "${STEPS[@]}"; do
       [ -f "$RUN/vocab-maps/manifest.json" ] && maps=$RUN/vocab-maps
       log "VOCAB_MAPS=$maps training/run.sh bench $RUN export card"
       VOCAB_MAPS=$maps training/run.sh bench "$RUN" export card
+      # The same checkpoints with fused operators (same weights.data bytes, ≈ 2.5× fewer nodes per layer).
+      cmd=("$NODE" bin/fr-spec export --target "$RUN/target/hf" --eagle "$RUN/eagle/hf" --draft "$RUN/draft/hf" --out "$RUN/model-fused"
+        --dtype fp16 --ops fused --vocab-maps "$RUN/export-vocab-maps" --force --quiet)
+      log "${cmd[*]}"
+      "${cmd[@]}"
       ;;
     engines)
-      { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; } > "$RESULTS/gpu.txt"
-      "$PYTHON" bench/gpu/bandwidth.py | tee "$RESULTS/bandwidth.txt"
-      gbs=$(sed -n 's/^bandwidth_gbs=//p' "$RESULTS/bandwidth.txt")
-      cmd=("$NODE" --import tsx bench/gpu/engines.ts "$RUN/model" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
-        --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines.json")
+      gbs=$(bandwidth)
+      # Both operator sets, same checkpoints: host and fused engines on each.
+      for ops in standard fused; do
+        folder=$RUN/model; suffix=""
+        [ "$ops" = fused ] && { folder=$RUN/model-fused; suffix=-fused-ops; }
+        [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
+        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
+          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines$suffix.json")
+        log "${cmd[*]}"
+        "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
+      done
+      ;;
+    big-model)
+      # Random weights of a real model's shape: timings are the real model's, acceptance is not.
+      df -h "$RUN" | tail -1
+      log "node --import tsx bench/gpu/random-model.ts $BIG --shape $BIG_SHAPE"
+      "$NODE" --import tsx bench/gpu/random-model.ts "$BIG" --shape "$BIG_SHAPE"
+      cmd=("$NODE" bin/fr-spec export --target "$BIG/target" --eagle "$BIG/eagle" --out "$BIG/model-fused" --dtype fp16 --ops fused --vocab-maps vocab-maps/llama3 --force --quiet)
       log "${cmd[*]}"
-      "${cmd[@]}" | tee "$RESULTS/engines.txt"
+      "${cmd[@]}"
+      rm -rf "$BIG/target" "$BIG/eagle"
+      ;;
+    roofline)
+      [ -d "$BIG/model-fused" ] || { echo "bench/gpu/run.sh: no $BIG/model-fused (run the big-model step)" >&2; exit 2; }
+      gbs=$(bandwidth)
+      for methods in vanilla:host,fused eagle2,fr-spec:32768:fused; do
+        engines=${methods##*:}; list=${methods%:*}
+        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$BIG/model-fused" --ep cuda --methods "$list" --engines "$engines" --no-stop
+          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict)
+        log "${cmd[*]}"
+        "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE.txt"
+      done
       ;;
     profile)
       # Host engine with onnxruntime profiling: per-session run time of the EAGLE layer vs the draft LM head.
       prompt=$("$PYTHON" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["turns"][0])' "$BENCH_DATA/spec_bench.jsonl")
       for method in eagle2 fr-spec; do
         rm -rf "$RESULTS/profile-$method"
-        cmd=("$NODE" bin/fr-spec generate --model "$RUN/model" --ep cuda --engine host --method "$method" --max-new-tokens "$MAX_NEW" --chat --stats --profile "$RESULTS/profile-$method")
+        cmd=("$NODE" bin/fr-spec generate --model "$MODEL" --ep cuda --engine host --method "$method" --max-new-tokens "$MAX_NEW" --chat --stats --profile "$RESULTS/profile-$method")
         log "${cmd[*]} <first Spec-Bench question>"
         "${cmd[@]}" "$prompt" > /dev/null 2> "$RESULTS/profile-$method.txt"
         cat "$RESULTS/profile-$method.txt"
