@@ -25,6 +25,8 @@
 #   OPS             operators of the model folder the bench steps use: standard ($RUN/model) or fused
 #                   ($RUN/model-fused, fr-spec export --ops fused); default standard. The export step writes both.
 #   BIG_SHAPE       shape of the big-model step (bench/gpu/random-model.ts; default llama3-8b)
+#   BIG_OPS         operator sets it exports, each to $RUN/big-SHAPE/model-OPS (default fused; "standard fused" for both)
+#   BIG_TOKENIZER   folder with the Llama-3 tokenizer.json (default models/demo)
 #   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
 #   NODE, PYTHON    interpreters (default node, python3)
 set -euo pipefail
@@ -53,6 +55,8 @@ OPS=${OPS:-standard}
 case "$OPS" in standard) MODEL=$RUN/model ;; fused) MODEL=$RUN/model-fused ;; *) echo "bench/gpu/run.sh: OPS must be standard or fused, not $OPS" >&2; exit 2 ;; esac
 BIG_SHAPE=${BIG_SHAPE:-llama3-8b}
 BIG=$RUN/big-$BIG_SHAPE
+BIG_OPS=${BIG_OPS:-fused}
+BIG_TOKENIZER=${BIG_TOKENIZER:-$REPO/models/demo}
 NODE=${NODE:-node}
 PYTHON=${PYTHON:-python3}
 export NODE PYTHON
@@ -150,22 +154,28 @@ for step in "${STEPS[@]}"; do
     big-model)
       # Random weights of a real model's shape: timings are the real model's, acceptance is not.
       df -h "$RUN" | tail -1
-      log "node --import tsx bench/gpu/random-model.ts $BIG --shape $BIG_SHAPE"
-      "$NODE" --import tsx bench/gpu/random-model.ts "$BIG" --shape "$BIG_SHAPE"
-      cmd=("$NODE" bin/fr-spec export --target "$BIG/target" --eagle "$BIG/eagle" --out "$BIG/model-fused" --dtype fp16 --ops fused --vocab-maps vocab-maps/llama3 --force --quiet)
-      log "${cmd[*]}"
-      "${cmd[@]}"
+      log "node --import tsx bench/gpu/random-model.ts $BIG --shape $BIG_SHAPE --tokenizer $BIG_TOKENIZER"
+      "$NODE" --import tsx bench/gpu/random-model.ts "$BIG" --shape "$BIG_SHAPE" --tokenizer "$BIG_TOKENIZER"
+      for ops in $BIG_OPS; do
+        cmd=("$NODE" bin/fr-spec export --target "$BIG/target" --eagle "$BIG/eagle" --out "$BIG/model-$ops" --dtype fp16 --ops "$ops" --vocab-maps vocab-maps/llama3 --force --quiet)
+        log "${cmd[*]}"
+        "${cmd[@]}"
+      done
       rm -rf "$BIG/target" "$BIG/eagle"
       ;;
     roofline)
-      [ -d "$BIG/model-fused" ] || { echo "bench/gpu/run.sh: no $BIG/model-fused (run the big-model step)" >&2; exit 2; }
+      shopt -s nullglob
+      folders=("$BIG"/model-*)
+      [ ${#folders[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no $BIG/model-* (run the big-model step)" >&2; exit 2; }
       gbs=$(bandwidth)
-      for methods in vanilla:host,fused eagle2,fr-spec:32768:fused; do
-        engines=${methods##*:}; list=${methods%:*}
-        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$BIG/model-fused" --ep cuda --methods "$list" --engines "$engines" --no-stop
-          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict)
-        log "${cmd[*]}"
-        "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE.txt"
+      for folder in "${folders[@]}"; do
+        for methods in vanilla:host,fused eagle2,fr-spec:32768:fused; do
+          engines=${methods##*:}; list=${methods%:*}
+          cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods "$list" --engines "$engines" --no-stop
+            --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict)
+          log "${cmd[*]}"
+          "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-${folder##*/model-}.txt"
+        done
       done
       ;;
     profile)
