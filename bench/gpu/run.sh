@@ -25,7 +25,8 @@
 #   OPS             operators of the model folder the bench steps use: standard ($RUN/model) or fused
 #                   ($RUN/model-fused, fr-spec export --ops fused); default standard. The export step writes both.
 #   BIG_SHAPE       shape of the big-model step (bench/gpu/random-model.ts; default llama3-8b)
-#   BIG_OPS         operator sets it exports, each to $RUN/big-SHAPE/model-OPS (default fused; "standard fused" for both)
+#   BIG_OPS         operator sets big-model exports (each to $RUN/big-SHAPE/model-OPS) and roofline times
+#                   (default fused; "standard fused" for both)
 #   BIG_TOKENIZER   folder with the Llama-3 tokenizer.json (default models/demo)
 #   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
 #   NODE, PYTHON    interpreters (default node, python3)
@@ -164,11 +165,12 @@ for step in "${STEPS[@]}"; do
       rm -rf "$BIG/target" "$BIG/eagle"
       ;;
     roofline)
-      shopt -s nullglob
-      folders=("$BIG"/model-*)
-      [ ${#folders[@]} -gt 0 ] || { echo "bench/gpu/run.sh: no $BIG/model-* (run the big-model step)" >&2; exit 2; }
+      for ops in $BIG_OPS; do
+        [ -d "$BIG/model-$ops" ] || { echo "bench/gpu/run.sh: no $BIG/model-$ops (run the big-model step with BIG_OPS=$ops)" >&2; exit 2; }
+      done
       gbs=$(bandwidth)
-      for folder in "${folders[@]}"; do
+      for ops in $BIG_OPS; do
+        folder=$BIG/model-$ops
         for methods in vanilla:host,fused eagle2,fr-spec:32768:fused; do
           engines=${methods##*:}; list=${methods%:*}
           cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods "$list" --engines "$engines" --no-stop

@@ -38,7 +38,7 @@ describe('bench/gpu/run.sh (steps without a GPU)', function () {
     expect(ops.stderr).to.match(/OPS must be standard or fused, not bogus/);
     const roofline = run([join(root, 'run-c'), 'roofline']);
     expect(roofline.status).to.equal(2);
-    expect(roofline.stderr).to.match(/no .*big-llama3-8b\/model-\* \(run the big-model step\)/);
+    expect(roofline.stderr).to.match(/no .*big-llama3-8b\/model-fused \(run the big-model step with BIG_OPS=fused\)/);
   });
 
   it('big-model: random weights of a real shape (here the bench target\'s), exported with fused ops, checkpoints removed', () => {
