@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
  *        [--engines host,fused] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
- *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--json OUT.json]
+ *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
  * cannot produce more than τ × B / (target weight bytes) tokens per second (τ = 1 for vanilla).
@@ -42,6 +42,8 @@ const { values: flags, positionals } = parseArgs({
     prompts: { type: 'string' },
     limit: { type: 'string' },
     strict: { type: 'boolean', default: false },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -50,6 +52,7 @@ if (!dir) throw new Error('usage: engines.ts MODEL_DIR [options]');
 const maxNewTokens = Number(flags['max-new-tokens']);
 const repeats = Number(flags.repeats);
 const bandwidth = flags['bandwidth-gbs'] === undefined ? undefined : Number(flags['bandwidth-gbs']) * 1e9;
+const sampling = flags.temperature === undefined ? undefined : { temperature: Number(flags.temperature), topP: flags['top-p'] === undefined ? 1 : Number(flags['top-p']) };
 const tree = flags.tree ? (([depth, topK, tokens]) => ({ depth, topK, tokens }))(flags.tree.split('/').map(Number)) : undefined;
 
 const BUILT_IN = [
@@ -119,7 +122,7 @@ for (const spec of flags.methods.split(',')) {
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);
     try {
-      await generator.generate(prompts[0], { maxNewTokens: 32, stopIds }); // warm-up (kernels, shapes)
+      await generator.generate(prompts[0], { maxNewTokens: 32, stopIds, sampling }); // warm-up (kernels, shapes)
       let tokens = 0;
       let seconds = 0;
       let bytes = 0;
@@ -128,8 +131,9 @@ for (const spec of flags.methods.split(',')) {
       let equal = true;
       for (let r = 0; r < repeats; r++) {
         for (const [i, prompt] of prompts.entries()) {
-          const result = await generator.generate(prompt, { maxNewTokens, stopIds });
-          if (method === 'vanilla' && engine === flags.engines.split(',')[0] && r === 0) reference.set(i, result.tokens);
+          const result = await generator.generate(prompt, { maxNewTokens, stopIds, sampling, seed: r * prompts.length + i });
+          if (sampling) equal = false; // samples differ by engine and seed; only their distribution is the target's
+          else if (method === 'vanilla' && engine === flags.engines.split(',')[0] && r === 0) reference.set(i, result.tokens);
           else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) equal = false;
           tokens += result.stats.newTokens;
           seconds += result.stats.seconds;
@@ -148,7 +152,7 @@ for (const spec of flags.methods.split(',')) {
       rows.push(row);
       process.stdout.write(
         `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
-          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${equal ? 'tokens equal vanilla' : 'TOKENS DIFFER FROM VANILLA'}\n`,
+          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : equal ? 'tokens equal vanilla' : 'TOKENS DIFFER FROM VANILLA'}\n`,
       );
     } finally {
       await generator.release();

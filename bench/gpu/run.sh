@@ -151,6 +151,13 @@ for step in "${STEPS[@]}"; do
         log "${cmd[*]}"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
+      # Sampling inside the loop (temperature 1; plain and top-p 0.9, which sorts the vocabulary per verified node).
+      for topp in 1 0.9; do
+        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$MODEL" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
+          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --temperature 1 --top-p "$topp")
+        log "${cmd[*]}"
+        "${cmd[@]}" | tee -a "$RESULTS/engines-sampling.txt"
+      done
       ;;
     big-model)
       # Random weights of a real model's shape: timings are the real model's, acceptance is not.
