@@ -5,7 +5,7 @@
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
 #   STEP  data vocab target eagle draft export profile spec code-math sampling engines, or all (the default);
-#         also big-model and roofline (not in all: a random-weight model of a real shape, default Llama-3-8B,
+#         also engines-sampling (the fused loops at temperature 1), big-model and roofline (not in all: a random-weight model of a real shape, default Llama-3-8B,
 #         for the HBM roofline of the fused loop; ≈ 32 GB of disk). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
@@ -151,12 +151,15 @@ for step in "${STEPS[@]}"; do
         log "${cmd[*]}"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
+      ;;
+    engines-sampling)
       # Sampling inside the loop (temperature 1; plain and top-p 0.9, which sorts the vocabulary per verified node).
+      gbs=$(bandwidth)
       for topp in 1 0.9; do
-        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$MODEL" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
-          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --temperature 1 --top-p "$topp")
+        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$MODEL" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines fused
+          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --temperature 1 --top-p "$topp")
         log "${cmd[*]}"
-        "${cmd[@]}" | tee -a "$RESULTS/engines-sampling.txt"
+        timeout --signal=INT "$STEP_SECONDS" "${cmd[@]}" | tee -a "$RESULTS/engines-sampling.txt"
       done
       ;;
     big-model)
