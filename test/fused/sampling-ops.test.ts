@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { distributionFromLogits, sampleFrom } from '../../src/engine/sampling.js';
 import { SeededRandom } from '../../src/engine/random.js';
-import { drawFrom, samplingProbabilities } from '../../src/model/fused/sampling-ops.js';
+import { blockedCumSum, CUMSUM_BLOCK, drawFrom, samplingProbabilities } from '../../src/model/fused/sampling-ops.js';
 import { GraphBuilder } from '../../src/model/onnx/builder.js';
 import { loadOrt } from '../../src/model/ort-runtime.js';
 
@@ -71,5 +71,35 @@ describe('fused sampling ops equal the host\'s sampling arithmetic (CPU)', () =>
     // Unnormalized mass (a residual after rejected drafts) scales the threshold, as sampleFrom does.
     const residual = [0, 0.2, 0, 0, 0.2, 0];
     expect(await draws(residual, [0.25, 0.75])).to.deep.equal([1, 4]);
+  });
+
+  it('blocked prefix sums equal a running sum over any length, rows independent, never decreasing on non-negative input', async () => {
+    const random = new SeededRandom(11);
+    for (const length of [1, CUMSUM_BLOCK - 1, CUMSUM_BLOCK, CUMSUM_BLOCK + 1, 5 * CUMSUM_BLOCK + 7, 4000]) {
+      const rows = 3;
+      const x = Float32Array.from({ length: rows * length }, () => (random.uniform() < 0.3 ? 0 : random.uniform()));
+      const b = new GraphBuilder('cumsum');
+      b.output(blockedCumSum(b, b.input('x', 'float32', [rows, length]), 2), 'float32', [rows, length], 'y');
+      const session = await ort.InferenceSession.create(b.toBytes());
+      const y = (await session.run({ x: new ort.Tensor('float32', x, [rows, length]) })).y.data as Float32Array;
+      await session.release();
+      expect(y.length).to.equal(rows * length);
+      for (let r = 0; r < rows; r++) {
+        let sum = 0;
+        for (let i = 0; i < length; i++) {
+          sum += x[r * length + i];
+          const at = r * length + i;
+          expect(y[at], `length ${length}, row ${r}, index ${i}`).to.be.closeTo(sum, 1e-5 * Math.max(1, sum));
+          if (i > 0) expect(y[at], `non-decreasing at ${i}`).to.be.at.least(y[at - 1]);
+        }
+      }
+    }
+  });
+
+  it('draws over a vocabulary of many blocks exactly as sampleFrom does', async () => {
+    const random = new SeededRandom(12);
+    const p = Array.from({ length: 20 * CUMSUM_BLOCK + 13 }, (_, id) => (id % 97 === 0 || id > 20 * CUMSUM_BLOCK ? random.uniform() : 0));
+    const uniforms = Array.from({ length: 200 }, () => random.uniform());
+    expect(await draws(p, uniforms)).to.deep.equal(uniforms.map((u) => sampleFrom(Float64Array.from(p), u)));
   });
 });
