@@ -53,6 +53,11 @@ def main() -> int:
         log("skipped: python onnxruntime is not installed")
         return 0
     config = json.loads((model_dir / "config.json").read_text())
+    if config.get("ops") == "fused" and tuple(int(x) for x in ort.__version__.split(".")[:2]) < (1, 23):
+        note = f"python onnxruntime {ort.__version__} cannot run --ops fused graphs (opset 23 needs 1.23 or later)"
+        report_path.write_text(json.dumps({"skipped": note}) + "\n")
+        log(f"skipped: {note}")
+        return 0
     dtype = np.float16 if config["dtype"] == "float16" else np.float32
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
 

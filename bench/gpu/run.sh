@@ -22,8 +22,9 @@
 #   METHODS         Spec-Bench greedy (default vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-spec:65536,sps,ouroboros)
 #   CODE_MATH_METHODS  HumanEval and GSM8K (default vanilla,eagle2,fr-spec:8192,fr-spec:32768)
 #   SAMPLING_METHODS   Spec-Bench at temperature 1 (default vanilla,eagle2,fr-spec:32768,sps)
-#   OPS             operators of the model folder the bench steps use: standard ($RUN/model) or fused
-#                   ($RUN/model-fused, fr-spec export --ops fused); default standard. The export step writes both.
+#   OPS             operators of the model folder the bench steps use: fused ($RUN/model, fr-spec export's default)
+#                   or standard ($RUN/model-standard, --ops standard); default fused. The export step writes both.
+#                   (The 2026-11-26 record was measured with standard operators, before fused became the default.)
 #   BIG_SHAPE       shape of the big-model step (bench/gpu/random-model.ts; default llama3-8b)
 #   BIG_OPS         operator sets big-model exports (each to $RUN/big-SHAPE/model-OPS) and roofline times
 #                   (default fused; "standard fused" for both)
@@ -52,8 +53,8 @@ METHODS=${METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:16384,fr-spec:32768,fr-sp
 CODE_MATH_METHODS=${CODE_MATH_METHODS:-vanilla,eagle2,fr-spec:8192,fr-spec:32768}
 SAMPLING_METHODS=${SAMPLING_METHODS:-vanilla,eagle2,fr-spec:32768,sps}
 STEP_SECONDS=${STEP_SECONDS:-540}
-OPS=${OPS:-standard}
-case "$OPS" in standard) MODEL=$RUN/model ;; fused) MODEL=$RUN/model-fused ;; *) echo "bench/gpu/run.sh: OPS must be standard or fused, not $OPS" >&2; exit 2 ;; esac
+OPS=${OPS:-fused}
+case "$OPS" in fused) MODEL=$RUN/model ;; standard) MODEL=$RUN/model-standard ;; *) echo "bench/gpu/run.sh: OPS must be standard or fused, not $OPS" >&2; exit 2 ;; esac
 BIG_SHAPE=${BIG_SHAPE:-llama3-8b}
 BIG=$RUN/big-$BIG_SHAPE
 BIG_OPS=${BIG_OPS:-fused}
@@ -133,9 +134,9 @@ for step in "${STEPS[@]}"; do
       [ -f "$RUN/vocab-maps/manifest.json" ] && maps=$RUN/vocab-maps
       log "VOCAB_MAPS=$maps training/run.sh bench $RUN export card"
       VOCAB_MAPS=$maps training/run.sh bench "$RUN" export card
-      # The same checkpoints with fused operators (same weights.data bytes, ≈ 2.5× fewer nodes per layer).
-      cmd=("$NODE" bin/fr-spec export --target "$RUN/target/hf" --eagle "$RUN/eagle/hf" --draft "$RUN/draft/hf" --out "$RUN/model-fused"
-        --dtype fp16 --ops fused --vocab-maps "$RUN/export-vocab-maps" --force --quiet)
+      # The same checkpoints with standard operators (same weights.data bytes, ≈ 2.5× more nodes per layer).
+      cmd=("$NODE" bin/fr-spec export --target "$RUN/target/hf" --eagle "$RUN/eagle/hf" --draft "$RUN/draft/hf" --out "$RUN/model-standard"
+        --dtype fp16 --ops standard --vocab-maps "$RUN/export-vocab-maps" --force --quiet)
       log "${cmd[*]}"
       "${cmd[@]}"
       ;;
@@ -143,8 +144,8 @@ for step in "${STEPS[@]}"; do
       gbs=$(bandwidth)
       # Both operator sets, same checkpoints: host and fused engines on each.
       for ops in standard fused; do
-        folder=$RUN/model; suffix=""
-        [ "$ops" = fused ] && { folder=$RUN/model-fused; suffix=-fused-ops; }
+        folder=$RUN/model; suffix=-fused-ops
+        [ "$ops" = standard ] && { folder=$RUN/model-standard; suffix=""; }
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
         cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
           --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines$suffix.json")

@@ -31,9 +31,9 @@ export function registerExport(program: Command): void {
     .addOption(new Option('--weight-dtype <dtype>', 'float type the weights are stored in (default: --dtype); fp16 under --dtype fp32 halves the files, converted when loaded').choices(['fp16', 'fp32']))
     .addOption(new Option('--quantize-vocab <mode>', 'store embedding tables and LM heads [V, d] as int8 rows with one scale per row').choices(['none', 'int8']).default('none'))
     .addOption(
-      new Option('--ops <ops>', 'operators of the decoder graphs: standard ONNX ops every runtime has, or fused RMSNorm / RoPE / attention nodes (ONNX opset 23 and onnxruntime contrib ops; ≈ 2.5× fewer nodes per layer, faster on GPUs)')
+      new Option('--ops <ops>', 'operators of the decoder graphs: fused RMSNorm / RoPE / attention nodes (ONNX opset 23 and onnxruntime contrib ops; ≈ 2.5× fewer nodes per layer, faster on GPUs), or standard opset-21 ops that any ONNX runtime has')
         .choices(['standard', 'fused'])
-        .default('standard'),
+        .default('fused'),
     )
     .option('--vocab-maps <dir>', 'a build-vocab output folder to ship in the model folder\'s vocab-maps/')
     .option('--force', 'replace the output folder if it exists')

@@ -37,7 +37,7 @@ export interface ExportOptions {
   weightDtype?: FloatDType;
   /** Store embedding tables and LM heads as int8 rows with per-row scales. Default 'none'. */
   quantizeVocab?: 'none' | 'int8';
-  /** Operators of the decoder graphs (llama-graph.ts GraphOps). Default 'standard'. */
+  /** Operators of the decoder graphs (llama-graph.ts GraphOps). Default 'fused'. */
   ops?: GraphOps;
   /** A build-vocab output folder whose files are copied into `vocab-maps/`. */
   vocabMaps?: string;
@@ -75,7 +75,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   const draft = options.draft ? openDecoder(options.draft, '--draft') : undefined;
   if (options.vocabMaps && !isFolder(options.vocabMaps)) throw new UserError(`--vocab-maps ${options.vocabMaps}: no such folder`);
   const { dtype } = options;
-  const ops = options.ops ?? 'standard';
+  const ops = options.ops ?? 'fused';
   const storage = weightStorage(options);
   const progress = options.onProgress ?? (() => {});
 
@@ -177,7 +177,7 @@ function describeFolder(
     contract_version: CONTRACT_VERSION,
     created_by: CREATED_BY,
     dtype,
-    ...(ops !== 'standard' && { ops }),
+    ops,
     vocab_size: arch.vocabSize,
     hidden_size: arch.hiddenSize,
     target: { file: MODEL_FILES.target, source: target.folder.name, architecture: decoderFacts(target.modelType, arch) },

@@ -93,7 +93,7 @@ export interface ModelFolderConfig {
   created_by: string;
   /** Float type of weights, hidden states and K/V in every graph (masks and log-probs are float32). */
   dtype: FloatDType;
-  /** The decoder graphs' operators (GraphOps); absent means 'standard'. */
+  /** The decoder graphs' operators (GraphOps); absent in folders exported before the option: 'standard'. */
   ops?: 'standard' | 'fused';
   vocab_size: number;
   hidden_size: number;
@@ -184,6 +184,7 @@ function checkConfig(configPath: string, config: ModelFolderConfig): void {
     throw new UserError(`${configPath}: contract_version ${String(config.contract_version)} is not supported by this fr-spec (it reads versions ${READABLE_CONTRACT_VERSIONS.join(' and ')}); re-export the model`);
   }
   if (config.dtype !== 'float16' && config.dtype !== 'float32') throw new UserError(`${configPath}: dtype must be float16 or float32`);
+  if (config.ops !== undefined && config.ops !== 'standard' && config.ops !== 'fused') throw new UserError(`${configPath}: ops must be standard or fused, not ${JSON.stringify(config.ops)}`);
   const { weights } = config;
   if (weights !== undefined) {
     const valid = typeof weights === 'object' && weights !== null && (weights.dtype === 'float16' || weights.dtype === config.dtype) && (weights.vocab_tables === 'float' || weights.vocab_tables === 'int8');

@@ -386,15 +386,22 @@ def main():
     prompt = [int(t) for t in rng.integers(0, 1000, PROMPT_LENGTH)]
     tree_tokens = [int(t) for t in rng.integers(0, 1000, len(TREE_PARENTS))]
     table = Table()
-    for dtype in ("fp32", "fp16"):
-        llama_dir = os.path.join(work, f"llama-{dtype}")
-        qwen2_dir = os.path.join(work, f"qwen2-{dtype}")
-        export(node, ["--target", os.path.join(work, "hf-llama"), "--eagle", os.path.join(work, "hf-eagle"), "--out", llama_dir, "--dtype", dtype, "--force"])
-        export(node, ["--target", os.path.join(work, "hf-qwen2"), "--out", qwen2_dir, "--dtype", dtype, "--force"])
-        llama_graphs = Graphs(llama_dir, args.provider)
-        features = check_target(table, "llama", dtype, llama, llama_graphs, prompt, tree_tokens)
-        check_eagle(table, "llama+eagle", dtype, eagle, llama_graphs, prompt, tree_tokens, features)
-        check_target(table, "qwen2", dtype, qwen2, Graphs(qwen2_dir, args.provider), prompt, tree_tokens)
+    # --ops fused (the default) needs ai.onnx opset 23 (Attention, RotaryEmbedding): onnxruntime 1.23 or later.
+    ort_version = tuple(int(part) for part in ort.__version__.split(".")[:2])
+    op_sets = ("standard", "fused") if ort_version >= (1, 23) else ("standard",)
+    if op_sets == ("standard",):
+        print(f"python onnxruntime {ort.__version__} predates opset 23: checking --ops standard only")
+    for ops in op_sets:
+        for dtype in ("fp32", "fp16"):
+            llama_dir = os.path.join(work, f"llama-{ops}-{dtype}")
+            qwen2_dir = os.path.join(work, f"qwen2-{ops}-{dtype}")
+            flags = ["--dtype", dtype, "--ops", ops, "--force"]
+            export(node, ["--target", os.path.join(work, "hf-llama"), "--eagle", os.path.join(work, "hf-eagle"), "--out", llama_dir, *flags])
+            export(node, ["--target", os.path.join(work, "hf-qwen2"), "--out", qwen2_dir, *flags])
+            llama_graphs = Graphs(llama_dir, args.provider)
+            features = check_target(table, f"llama ({ops})", dtype, llama, llama_graphs, prompt, tree_tokens)
+            check_eagle(table, f"llama+eagle ({ops})", dtype, eagle, llama_graphs, prompt, tree_tokens, features)
+            check_target(table, f"qwen2 ({ops})", dtype, qwen2, Graphs(qwen2_dir, args.provider), prompt, tree_tokens)
 
     table.print()
     if not args.keep and not args.work:

@@ -92,6 +92,8 @@ describe('model/contract', () => {
       expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float32', vocab_tables: 'float' }))).to.throw(UserError, /weights must give dtype \(float16, or float32 under a float32 dtype\)/);
       expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float16', vocab_tables: 'int4' }))).to.throw(UserError, /vocab_tables \(float or int8\)/);
       expect(() => ModelFolder.open(storage({ file: 'weights.data', dtype: 'float16', vocab_tables: 'int8' }))).to.throw(UserError, /target\.onnx is missing/);
+      expect(() => ModelFolder.open(folderWith('ops', { ...valid, ops: 'turbo' }))).to.throw(UserError, /ops must be standard or fused, not "turbo"/);
+      expect(() => ModelFolder.open(folderWith('ops-fused', { ...valid, ops: 'fused' }))).to.throw(UserError, /target\.onnx is missing/);
     });
   });
 });

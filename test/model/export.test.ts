@@ -126,14 +126,14 @@ describe('model/export (fr-spec export)', () => {
     expect(HeadWeights.open(join(out, 'lm_head.onnx')).storage).to.equal('float16');
   });
 
-  it('--ops fused: the same contract from ≈ 2.5× fewer nodes per layer (opset 23 Attention and RotaryEmbedding, fused RMSNorm)', async () => {
+  it('--ops fused (the default) vs --ops standard: the same contract from ≈ 2.5× fewer nodes per layer (opset 23 Attention and RotaryEmbedding, fused RMSNorm)', async () => {
     const standard = join(root, 'models', 'ops-standard');
     const fused = join(root, 'models', 'ops-fused');
     const args = ['--target', models.target.dir, '--eagle', models.eagle.dir, '--draft', models.draft.dir, '--dtype', 'fp16'];
-    await runExportCli([...args, '--out', standard]);
-    await runExportCli([...args, '--out', fused, '--ops', 'fused']);
-    expect(ModelFolder.open(fused).config.ops).to.equal('fused');
-    expect(ModelFolder.open(standard).config.ops).to.equal(undefined);
+    await runExportCli([...args, '--out', standard, '--ops', 'standard']);
+    await runExportCli([...args, '--out', fused]);
+    expect(ModelFolder.open(fused).config.ops, 'the default').to.equal('fused');
+    expect(ModelFolder.open(standard).config.ops).to.equal('standard');
     const layers = { 'target.onnx': LLAMA_TARGET_CONFIG.num_hidden_layers, 'eagle.onnx': EAGLE_CONFIG.num_hidden_layers, 'draft.onnx': DRAFT_CONFIG.num_hidden_layers };
     for (const [file, numLayers] of Object.entries(layers)) {
       const before = decodeModel(readFileSync(join(standard, file)));
