@@ -73,6 +73,7 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
   const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
   const kk = Math.min(topK, tree.size);
   const nodeKey = b.constant('float32', range(tree.size).map((i) => -i));
+  const childOrder = b.constant('int64', range(kk));
   let current = s64(0);
   let done = b.constant('bool', [false], []);
   let count = s64(tree.depth + 1);
@@ -87,21 +88,19 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
     const [keys, children] = b.node('TopK', [b.op('Where', [isChild, nodeKey, b.scalar('float32', -1e9)]), i64([kk])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
     const valid = b.op('Greater', [keys, b.scalar('float32', -1e8)]);
     const childTokens = b.op('Gather', [tree.tokens, children], { axis: 0 });
-    const childProbs = b.op('Gather', [p, childTokens], { axis: 0 });
-    let remaining = b.scalar('float32', 1);
-    let accepted = b.constant('bool', [false], []);
-    let acceptedNode = s64(0);
-    const rejected: string[] = [];
-    for (let j = 0; j < kk; j++) {
-      const tried = b.op('And', [at(valid, j), b.op('Not', [accepted])]);
-      const accept = b.op('And', [tried, b.op('Less', [b.op('Mul', [at(levelUniforms, j), remaining]), at(childProbs, j)])]);
-      const reject = b.op('And', [tried, b.op('Not', [accept])]);
-      remaining = b.op('Where', [reject, b.op('Sub', [remaining, at(childProbs, j)]), remaining]);
-      acceptedNode = b.op('Where', [accept, at(children, j), acceptedNode]);
-      rejected.push(b.op('Where', [reject, at(childTokens, j), s64(-1)]));
-      accepted = b.op('Or', [accepted, accept]);
-    }
-    const rejectedIds = b.op('Concat', rejected.map((r) => b.op('Unsqueeze', [r, i64([0])])), { axis: 0 });
+    const childProbs = b.op('Where', [valid, b.op('Gather', [p, childTokens], { axis: 0 }), b.scalar('float32', 0)]);
+    // Child j is tried only when every valid child before it was rejected, so the mass left when it is
+    // tried is 1 minus the mass of all valid children before it: the sequential test in one pass.
+    const remaining = b.op('Sub', [b.scalar('float32', 1), b.op('CumSum', [childProbs, s64(0)], { exclusive: 1 })]);
+    const childUniforms = b.op('Slice', [levelUniforms, i64([0]), i64([kk]), i64([0])]);
+    const passes = b.op('And', [valid, b.op('Less', [b.op('Mul', [childUniforms, remaining]), childProbs])]);
+    const passesF = b.op('Cast', [passes], { to: ONNX_DATA_TYPE.float32 });
+    const accepted = b.op('Greater', [b.op('ReduceMax', [passesF, i64([0])], { keepdims: 0 }), b.scalar('float32', 0.5)]);
+    const firstPass = b.op('ArgMax', [passesF], { axis: 0, keepdims: 0 }); // the first one: select_last_index 0
+    const acceptedNode = b.op('Gather', [children, firstPass], { axis: 0 });
+    // Rejected: the valid children before the accepted one, or every valid child when none passes.
+    const triedBefore = b.op('Or', [b.op('Less', [childOrder, firstPass]), b.op('Not', [accepted])]);
+    const rejectedIds = b.op('Where', [b.op('And', [valid, triedBefore]), childTokens, s64(-1)]);
     const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
     const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
     const drawn = drawFrom(b, left, at(levelUniforms, kk));
