@@ -243,11 +243,12 @@ export function decoderStack(
 }
 
 /** Metadata every graph of the contract carries: which graph it is and how its KV cache is shaped. */
-export function setGraphMetadata(b: GraphBuilder, graph: string, dtype: FloatDType, kv?: { numLayers: number; numKvHeads: number; headDim: number }, ops: GraphOps = 'standard'): void {
+/** `ops`: decoder graphs only (the LM heads are the same in both operator sets). */
+export function setGraphMetadata(b: GraphBuilder, graph: string, dtype: FloatDType, kv?: { numLayers: number; numKvHeads: number; headDim: number }, ops?: GraphOps): void {
   b.setMetadata('fr-spec.graph', graph);
   b.setMetadata('fr-spec.contract_version', String(CONTRACT_VERSION));
   b.setMetadata('fr-spec.dtype', dtype);
-  b.setMetadata('fr-spec.ops', ops);
+  if (ops !== undefined) b.setMetadata('fr-spec.ops', ops);
   if (kv) {
     b.setMetadata('fr-spec.num_layers', String(kv.numLayers));
     b.setMetadata('fr-spec.num_kv_heads', String(kv.numKvHeads));

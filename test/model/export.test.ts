@@ -142,6 +142,9 @@ describe('model/export (fr-spec export)', () => {
       expect(opset(before), file).to.equal(21);
       expect(opset(after), file).to.equal(23);
       expect(after.ir_version, file).to.be.at.least(11);
+      const metadata = (m: typeof after) => Object.fromEntries((m.metadata_props ?? []).map((e) => [e.key, e.value]));
+      expect(metadata(after)['fr-spec.ops'], file).to.equal('fused');
+      expect(metadata(before)['fr-spec.ops'], file).to.equal('standard');
       const count = (m: typeof after, op: string) => m.graph.node.filter((n) => n.op_type === op).length;
       expect(count(after, 'Attention'), file).to.equal(numLayers);
       expect(count(after, 'RotaryEmbedding'), file).to.equal(2 * numLayers);
