@@ -242,8 +242,10 @@ export function decoderStack(
   return x;
 }
 
-/** Metadata every graph of the contract carries: which graph it is and how its KV cache is shaped. */
-/** `ops`: decoder graphs only (the LM heads are the same in both operator sets). */
+/**
+ * Metadata every graph of the contract carries: which graph it is and how its KV cache is shaped;
+ * `ops` for decoder graphs only (the LM heads are the same in both operator sets).
+ */
 export function setGraphMetadata(b: GraphBuilder, graph: string, dtype: FloatDType, kv?: { numLayers: number; numKvHeads: number; headDim: number }, ops?: GraphOps): void {
   b.setMetadata('fr-spec.graph', graph);
   b.setMetadata('fr-spec.contract_version', String(CONTRACT_VERSION));
