@@ -37,7 +37,7 @@ import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { addLoop, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
-import { SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
+import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
@@ -316,9 +316,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const samplingAccept = () => {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
     const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
-    const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, graphs.sampling === 'nucleus' ? EAGLE_LOOP_IO.topP : undefined); // [T,V]
+    const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature); // [T,V]
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }); // [B, U]
-    const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k);
+    // Top-p: truncate only the rows the walk visits (one per level), not every verified node's.
+    const truncate = (row: string) => b.op('Reshape', [nucleus(b, b.op('Unsqueeze', [row, i64([0])]), EAGLE_LOOP_IO.topP), i64([-1])]);
+    const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k, graphs.sampling === 'nucleus' ? truncate : undefined);
     return blockOf(walk.pathNodes, walk.count, walk.next);
   };
   const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));

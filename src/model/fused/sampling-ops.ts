@@ -17,13 +17,20 @@ export const SAMPLING_IO = {
 } as const;
 
 /**
- * softmax(logits / temperature) over the last axis of `logits` [N,V] (float32); with `topP`, only the
- * most likely ids (ties toward the lower id) up to the first whose cumulative mass reaches top-p are
- * kept, renormalized, as `distributionFromLogits` does.
+ * softmax(logits / temperature) over the last axis of `logits` [N,V] (float32); with `topP`, nucleus-
+ * truncated by `nucleus`, as `distributionFromLogits` does.
  */
 export function samplingProbabilities(b: GraphBuilder, logits: string, temperature: string, topP?: string): string {
   const p = b.op('Softmax', [b.op('Div', [logits, temperature])], { axis: -1 });
-  if (topP === undefined) return p;
+  return topP === undefined ? p : nucleus(b, p, topP);
+}
+
+/**
+ * Nucleus (top-p) truncation of distributions `p` [N,V]: only the most likely ids (ties toward the
+ * lower id) up to the first whose cumulative mass reaches top-p are kept, renormalized. Sorts each row
+ * of the vocabulary, so callers apply it to the rows they use.
+ */
+export function nucleus(b: GraphBuilder, p: string, topP: string): string {
   const vocab = b.op('Shape', [p], { start: -1 });
   // TopK returns equal values lower index first: the host's order (probability descending, id ascending).
   const [sorted, order] = b.node('TopK', [p, vocab], { outputs: 2, attributes: { axis: -1, largest: 1, sorted: 1 } });

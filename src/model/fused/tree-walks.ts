@@ -64,8 +64,10 @@ export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string)
  * @param probs [T,V] the target's sampling distribution at every node
  * @param uniforms [depth+1, min(topK,T)+1]: per level, one per child tried and one for the draw
  * @param topK most children a node has
+ * @param rowDistribution applied to the current node's row of `probs` before it is used (e.g. nucleus
+ *   truncation, which then sorts D + 1 rows instead of all T)
  */
-export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string, uniforms: string, topK: number): GraphWalk {
+export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string, uniforms: string, topK: number, rowDistribution: (row: string) => string = (row) => row): GraphWalk {
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
   const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
@@ -81,7 +83,7 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
   const pathNodes: string[] = [];
   for (let level = 0; level <= tree.depth; level++) {
     pathNodes.push(current);
-    const p = b.op('Gather', [probs, current], { axis: 0 }); // [V]
+    const p = rowDistribution(b.op('Gather', [probs, current], { axis: 0 })); // [V]
     const levelUniforms = b.op('Gather', [uniforms, s64(level)], { axis: 0 });
     // Children of the current node, lowest node index first (the host tries them in that order).
     const isChild = b.op('Equal', [tree.parents, current]);
