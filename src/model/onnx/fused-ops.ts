@@ -20,6 +20,7 @@ import { float } from './attributes.js';
 import { castTo } from './basic-ops.js';
 import { MICROSOFT_DOMAIN, type GraphBuilder } from './builder.js';
 import type { FloatDType } from './dtypes.js';
+import { ropeAngles } from './rope.js';
 
 /** The ai.onnx opset that defines Attention and RotaryEmbedding. */
 export const FUSED_OPS_OPSET = 23;
@@ -50,7 +51,7 @@ export interface RotaryTables {
 /** cos/sin of `position * inv_freq` [batch, S, headDim/2], computed in fp32 and cast to `dtype`. */
 export function rotaryTables(b: GraphBuilder, positionIds: string, invFreq: string, dtype: FloatDType): RotaryTables {
   return b.scope('rotary', () => {
-    const angles = b.op('Mul', [b.op('Unsqueeze', [castTo(b, positionIds, 'float32'), b.constant('int64', [-1])]), invFreq]);
+    const angles = ropeAngles(b, positionIds, invFreq);
     return { cos: castTo(b, b.op('Cos', [angles]), dtype), sin: castTo(b, b.op('Sin', [angles]), dtype) };
   });
 }

@@ -58,13 +58,17 @@ export interface RopeTables {
  */
 export function ropeTables(b: GraphBuilder, positionIds: string, invFreq: string, dtype: FloatDType): RopeTables {
   return b.scope('rope', () => {
-    const positions = b.op('Unsqueeze', [castTo(b, positionIds, 'float32'), b.constant('int64', [-1])]);
-    const angles = b.op('Mul', [positions, invFreq]);
+    const angles = ropeAngles(b, positionIds, invFreq);
     const bothHalves = b.op('Concat', [angles, angles], { axis: -1 });
     const headAxis = b.constant('int64', [2]);
     const table = (op: 'Cos' | 'Sin') => castTo(b, b.op('Unsqueeze', [b.op(op, [bothHalves]), headAxis]), dtype);
     return { cos: table('Cos'), sin: table('Sin') };
   });
+}
+
+/** `position * inv_freq` in fp32 for int64 position_ids [batch, S] and inv_freq [headDim/2] → [batch, S, headDim/2]. */
+export function ropeAngles(b: GraphBuilder, positionIds: string, invFreq: string): string {
+  return b.op('Mul', [b.op('Unsqueeze', [castTo(b, positionIds, 'float32'), b.constant('int64', [-1])]), invFreq]);
 }
 
 /** `x·cos + rotate_half(x)·sin` for x [batch, S, heads, headDim], rotate_half(x) = [-x2, x1]. */
