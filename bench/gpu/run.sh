@@ -80,6 +80,16 @@ bandwidth() {
   sed -n 's/^bandwidth_gbs=//p' "$RESULTS/bandwidth.txt"
 }
 
+# Sets cmd to bench/gpu/engines.ts on a model folder with the flags every engines-style step shares (Spec-Bench
+# prompts, one repeat, MAX_NEW tokens, the measured bandwidth, CPU fallback disabled) and logs it.
+engines_command() {
+  local folder=$1
+  shift
+  cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda "$@"
+    --prompts "$BENCH_DATA/spec_bench.jsonl" --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict)
+  log "${cmd[*]}"
+}
+
 # One fr-spec bench invocation, stopped after STEP_SECONDS so that a step stays under the GPU runner's limit.
 bench() {
   local name=$1
@@ -147,19 +157,15 @@ for step in "${STEPS[@]}"; do
         folder=$RUN/model; suffix=-fused-ops
         [ "$ops" = standard ] && { folder=$RUN/model-standard; suffix=""; }
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
-        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines host,fused
-          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 8 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --json "$RESULTS/engines$suffix.json")
-        log "${cmd[*]}"
+        engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768 --engines host,fused --limit 8 --json "$RESULTS/engines$suffix.json"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
       ;;
     engines-sampling)
-      # Sampling inside the loop (temperature 1; plain and top-p 0.9, which sorts the vocabulary per verified node).
+      # Sampling inside the loop (temperature 1; plain and top-p 0.9, which sorts the vocabulary of the rows it uses).
       gbs=$(bandwidth)
       for topp in 1 0.9; do
-        cmd=("$NODE" --import tsx bench/gpu/engines.ts "$MODEL" --ep cuda --methods vanilla,eagle2,fr-spec:32768 --engines fused
-          --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict --temperature 1 --top-p "$topp")
-        log "${cmd[*]}"
+        engines_command "$MODEL" --methods vanilla,eagle2,fr-spec:32768 --engines fused --limit 4 --temperature 1 --top-p "$topp"
         timeout --signal=INT "$STEP_SECONDS" "${cmd[@]}" | tee -a "$RESULTS/engines-sampling.txt"
       done
       ;;
@@ -181,14 +187,11 @@ for step in "${STEPS[@]}"; do
       done
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
-        folder=$BIG/model-$ops
-        for methods in vanilla:host,fused eagle2,fr-spec:32768:fused; do
-          engines=${methods##*:}; list=${methods%:*}
-          cmd=("$NODE" --import tsx bench/gpu/engines.ts "$folder" --ep cuda --methods "$list" --engines "$engines" --no-stop
-            --prompts "$BENCH_DATA/spec_bench.jsonl" --limit 4 --repeats 1 --max-new-tokens "$MAX_NEW" --bandwidth-gbs "$gbs" --strict)
-          log "${cmd[*]}"
-          "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-${folder##*/model-}.txt"
-        done
+        # Vanilla on both engines (the roofline), then the speculative methods' cycle cost on the fused one.
+        engines_command "$BIG/model-$ops" --methods vanilla --engines host,fused --no-stop --limit 4
+        "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
+        engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
+        "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
       done
       ;;
     profile)
