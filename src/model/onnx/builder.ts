@@ -248,10 +248,6 @@ export class GraphBuilder {
     if ((this.opsets.get(domain) ?? -1) < version) this.importOpset(domain, version);
   }
 
-  opsetVersion(domain: string = ONNX_DOMAIN): number | undefined {
-    return this.opsets.get(domain);
-  }
-
   setMetadata(key: string, value: string): void {
     this.metadata.set(key, value);
   }
