@@ -1,7 +1,8 @@
 /**
  * The fused device loop against the host engine, per method, on one model and one machine
- * (issue 7's measurement): tokens/s, τ, KiB moved per token, whether every run's tokens equal the
- * host vanilla decoding, and the fraction of the HBM roofline reached.
+ * (issue 7's measurement): tokens/s, τ, KiB moved per token, how many prompts' tokens differ from the
+ * first engine's vanilla decoding and from the same method on the first engine (greedy), and the
+ * fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
  *        [--engines host,fused] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
@@ -103,6 +104,9 @@ interface Row {
   kibPerToken: number;
   tokens: number;
   equalsVanilla: boolean;
+  /** Greedy: prompts whose tokens differ from vanilla on the first engine, and from this method on the first engine. */
+  promptsDifferingFromVanilla: number;
+  promptsDifferingFromFirstEngine?: number;
   /** Time of one target step (vanilla) or one speculative cycle: τ ÷ tokens/s. */
   msPerCycle: number;
   rooflineTokensPerSecond?: number;
@@ -114,10 +118,13 @@ process.stdout.write(
     `target weights ${(weightBytes / 1e6).toFixed(1)} MB per forward${bandwidth ? `, bandwidth ${(bandwidth / 1e9).toFixed(0)} GB/s` : ''}\n`,
 );
 const reference = new Map<number, number[]>();
+/** Per method: each prompt's tokens on the first engine listed, the engine the others are compared with. */
+const firstEngineTokens = new Map<string, Map<number, number[]>>();
+const engineList = flags.engines.split(',') as EngineChoice[];
 const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
   const [method, size] = spec.split(':');
-  for (const engine of flags.engines.split(',') as EngineChoice[]) {
+  for (const engine of engineList) {
     const settings: MethodSettings = { method: method as MethodSettings['method'], engine, tree, strictDevice: flags.strict };
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);
@@ -129,12 +136,20 @@ for (const spec of flags.methods.split(',')) {
       let cycles = 0;
       let inCycles = 0;
       let equal = true;
+      const differing = new Set<number>();
+      const differingFromFirst = new Set<number>();
+      if (!firstEngineTokens.has(spec)) firstEngineTokens.set(spec, new Map());
+      const firstTokens = firstEngineTokens.get(spec)!;
       for (let r = 0; r < repeats; r++) {
         for (const [i, prompt] of prompts.entries()) {
           const result = await generator.generate(prompt, { maxNewTokens, stopIds, sampling, seed: r * prompts.length + i });
           if (sampling) equal = false; // samples differ by engine and seed; only their distribution is the target's
-          else if (method === 'vanilla' && engine === flags.engines.split(',')[0] && r === 0) reference.set(i, result.tokens);
-          else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) equal = false;
+          else {
+            if (method === 'vanilla' && engine === engineList[0] && r === 0) reference.set(i, result.tokens);
+            else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) differing.add(i);
+            if (engine === engineList[0] && r === 0) firstTokens.set(i, result.tokens);
+            else if (JSON.stringify(firstTokens.get(i)) !== JSON.stringify(result.tokens)) differingFromFirst.add(i);
+          }
           tokens += result.stats.newTokens;
           seconds += result.stats.seconds;
           bytes += result.stats.bytesMoved;
@@ -144,7 +159,20 @@ for (const spec of flags.methods.split(',')) {
       }
       const tau = cycles > 0 ? inCycles / cycles : 1;
       const tokensPerSecond = tokens / seconds;
-      const row: Row = { method: spec, engine: generator.engine, tokensPerSecond, tau, msPerCycle: (1000 * tau) / tokensPerSecond, kibPerToken: bytes / tokens / 1024, tokens, equalsVanilla: equal };
+      if (differing.size > 0) equal = false;
+      const row: Row = {
+        method: spec,
+        engine: generator.engine,
+        tokensPerSecond,
+        tau,
+        msPerCycle: (1000 * tau) / tokensPerSecond,
+        kibPerToken: bytes / tokens / 1024,
+        tokens,
+        equalsVanilla: equal,
+        promptsDifferingFromVanilla: differing.size,
+        promptsDifferingFromFirstEngine: engine === engineList[0] ? undefined : differingFromFirst.size,
+      };
+      const versusFirst = sampling || row.promptsDifferingFromFirstEngine === undefined ? '' : row.promptsDifferingFromFirstEngine === 0 ? `, equal to ${engineList[0]} ${spec}` : `, ${row.promptsDifferingFromFirstEngine}/${prompts.length} prompts differ from ${engineList[0]} ${spec}`;
       if (bandwidth) {
         row.rooflineTokensPerSecond = (tau * bandwidth) / weightBytes;
         row.rooflineFraction = row.tokensPerSecond / row.rooflineTokensPerSecond;
@@ -152,7 +180,7 @@ for (const spec of flags.methods.split(',')) {
       rows.push(row);
       process.stdout.write(
         `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
-          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : equal ? 'tokens equal vanilla' : 'TOKENS DIFFER FROM VANILLA'}\n`,
+          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : equal ? 'tokens equal vanilla' : `TOKENS DIFFER FROM VANILLA (${differing.size}/${prompts.length} prompts)`}${versusFirst}\n`,
       );
     } finally {
       await generator.release();

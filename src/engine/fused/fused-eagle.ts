@@ -19,7 +19,7 @@ import type { GenerationResult } from '../engine.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { CAPACITY_STEP, capacityCaches, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
 export interface FusedEagleSettings {
   tree: TreeShape;
@@ -82,46 +82,45 @@ export class FusedEagle extends FusedEngine {
     transcript.commit([first], false);
     if (!transcript.done) {
       let rootOut = await encodeCommitted(eagle, [...prompt.slice(1), first], prefill.states!);
-      const past = target.length;
-      const budget = loopBudget(options.maxNewTokens, this.model.contextLength, past);
+      const budget = loopBudget(options.maxNewTokens, this.model.contextLength, target.length);
       const block = this.tree.depth + 1;
-      const capacity = Math.ceil((past + budget + block) / CAPACITY_STEP) * CAPACITY_STEP;
       const { Tensor } = this.ort;
-      let targetCache = capacityCaches(target, capacity);
-      let eagleCache = capacityCaches(eagle, capacity);
-      let length = past;
+      const dtype = target.dtype;
+      // Both caches at their exact length: the host's rows first, then each run's final caches.
+      const cachesOf = (decoder: KvDecoder) => ({
+        keys: decoder.arena.pastKeys().map((rows) => cacheTensor(this.ort, dtype, rows, decoder.kv)),
+        values: decoder.arena.pastValues().map((rows) => cacheTensor(this.ort, dtype, rows, decoder.kv)),
+      });
+      let targetCache = cachesOf(target);
+      let eagleCache = cachesOf(eagle);
       let rootToken = transcript.last;
       let remaining = budget;
       const stopTensor = new Tensor('int64', BigInt64Array.from(stopIds, (id) => BigInt(id)), [stopIds.length]);
       const targetKv = target.kv;
       const eagleKv = eagle.kv;
-      const dtype = target.dtype;
       while (!transcript.done && remaining > 0) {
         const m = Math.min(chunk, remaining);
         const last = m === remaining;
         const feeds: Record<string, ort.Tensor> = {
           [EAGLE_LOOP_IO.rootToken]: new Tensor('int64', BigInt64Array.of(BigInt(rootToken)), [1]),
           [EAGLE_LOOP_IO.rootOut]: new Tensor(dtype, rootOut, [1, rootOut.length]),
-          [EAGLE_LOOP_IO.pastLength]: new Tensor('int64', BigInt64Array.of(BigInt(length)), []),
           [EAGLE_LOOP_IO.maxSteps]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [EAGLE_LOOP_IO.maxTokens]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [EAGLE_LOOP_IO.stopIds]: stopTensor,
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m, block, uniformsPerLevel(this.tree)]));
-        const dims = (kv: { numKvHeads: number; headDim: number }) => [1, capacity, kv.numKvHeads, kv.headDim];
         for (let i = 0; i < targetKv.numLayers; i++) {
-          feeds[EAGLE_LOOP_IO.targetKey(i)] = new Tensor(dtype, targetCache.keys[i], dims(targetKv));
-          feeds[EAGLE_LOOP_IO.targetValue(i)] = new Tensor(dtype, targetCache.values[i], dims(targetKv));
+          feeds[EAGLE_LOOP_IO.targetKey(i)] = targetCache.keys[i];
+          feeds[EAGLE_LOOP_IO.targetValue(i)] = targetCache.values[i];
         }
         for (let j = 0; j < eagleKv.numLayers; j++) {
-          feeds[EAGLE_LOOP_IO.eagleKey(j)] = new Tensor(dtype, eagleCache.keys[j], dims(eagleKv));
-          feeds[EAGLE_LOOP_IO.eagleValue(j)] = new Tensor(dtype, eagleCache.values[j], dims(eagleKv));
+          feeds[EAGLE_LOOP_IO.eagleKey(j)] = eagleCache.keys[j];
+          feeds[EAGLE_LOOP_IO.eagleValue(j)] = eagleCache.values[j];
         }
         // The last run fetches only the tokens: the caches never leave the device.
         const carried = [
           EAGLE_LOOP_IO.finalRootToken,
           EAGLE_LOOP_IO.finalRootOut,
-          EAGLE_LOOP_IO.finalLength,
           ...Array.from({ length: targetKv.numLayers }, (_, i) => [EAGLE_LOOP_IO.finalTargetKey(i), EAGLE_LOOP_IO.finalTargetValue(i)]).flat(),
           ...Array.from({ length: eagleKv.numLayers }, (_, j) => [EAGLE_LOOP_IO.finalEagleKey(j), EAGLE_LOOP_IO.finalEagleValue(j)]).flat(),
         ];
@@ -144,14 +143,13 @@ export class FusedEagle extends FusedEngine {
         if (last) throw new Error(`the fused loop stopped after ${committed} of ${m} tokens without a stop id`);
         rootToken = Number((out[EAGLE_LOOP_IO.finalRootToken].data as BigInt64Array)[0]);
         rootOut = asFloatData(out[EAGLE_LOOP_IO.finalRootOut].data, dtype);
-        length = Number((out[EAGLE_LOOP_IO.finalLength].data as BigInt64Array)[0]);
         targetCache = {
-          keys: Array.from({ length: targetKv.numLayers }, (_, i) => asFloatData(out[EAGLE_LOOP_IO.finalTargetKey(i)].data, dtype)),
-          values: Array.from({ length: targetKv.numLayers }, (_, i) => asFloatData(out[EAGLE_LOOP_IO.finalTargetValue(i)].data, dtype)),
+          keys: Array.from({ length: targetKv.numLayers }, (_, i) => out[EAGLE_LOOP_IO.finalTargetKey(i)]),
+          values: Array.from({ length: targetKv.numLayers }, (_, i) => out[EAGLE_LOOP_IO.finalTargetValue(i)]),
         };
         eagleCache = {
-          keys: Array.from({ length: eagleKv.numLayers }, (_, j) => asFloatData(out[EAGLE_LOOP_IO.finalEagleKey(j)].data, dtype)),
-          values: Array.from({ length: eagleKv.numLayers }, (_, j) => asFloatData(out[EAGLE_LOOP_IO.finalEagleValue(j)].data, dtype)),
+          keys: Array.from({ length: eagleKv.numLayers }, (_, j) => out[EAGLE_LOOP_IO.finalEagleKey(j)]),
+          values: Array.from({ length: eagleKv.numLayers }, (_, j) => out[EAGLE_LOOP_IO.finalEagleValue(j)]),
         };
       }
     }

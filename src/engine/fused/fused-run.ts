@@ -1,16 +1,17 @@
 /**
  * What the fused engines (fused-vanilla.ts, fused-eagle.ts) share: their loop sessions (the greedy
  * one, plus sampling variants built on first use), the start of a generation (checks, transcript,
- * the session and the token chooser for the settings), capacity-sized cache buffers, the sampling
+ * the session and the token chooser for the settings), the cache inputs, the sampling
  * feeds and the metered Loop run.
  */
 import type * as ort from 'onnxruntime-node';
-import { allocFloatData, type FloatData } from '../../model/float-data.js';
+import type { FloatData } from '../../model/float-data.js';
+import type { FloatDType } from '../../model/onnx/dtypes.js';
 import { SAMPLING_IO } from '../../model/fused/sampling-ops.js';
 import type { Ort } from '../../model/ort-runtime.js';
 import { UserError } from '../../util/errors.js';
 import { PromiseCache } from '../../util/promise-cache.js';
-import type { KvDecoder } from '../decoder.js';
+import type { KvShape } from '../kv-arena.js';
 import type { GenerateOptions, GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
 import { TokenChooser } from '../methods/context.js';
@@ -18,9 +19,6 @@ import type { EngineModel } from '../model.js';
 import { SeededRandom } from '../random.js';
 import { checkSampling, GREEDY, isGreedy, type SamplingParams } from '../sampling.js';
 import { checkPromptIds, Transcript } from '../transcript.js';
-
-/** Cache capacity is rounded up to a multiple of this (fewer distinct shapes per session). */
-export const CAPACITY_STEP = 64;
 
 /** The sampling graphs: plain (top-p 1) or with nucleus truncation (top-p < 1, a sort over the vocabulary per row). */
 export type SamplingVariant = 'plain' | 'nucleus';
@@ -122,15 +120,10 @@ export function loopBudget(maxNewTokens: number, contextLength: number, cachedRo
   return Math.min(maxNewTokens - 1, contextLength - cachedRows - 1);
 }
 
-/** The decoder's cached rows, per layer, in zero-padded [capacity, kvH, D] buffers (rows past the cache are masked). */
-export function capacityCaches(decoder: KvDecoder, capacity: number): { keys: FloatData[]; values: FloatData[] } {
-  const rowWidth = decoder.kv.numKvHeads * decoder.kv.headDim;
-  const fill = (rows: FloatData) => {
-    const cache = allocFloatData(decoder.dtype, capacity * rowWidth);
-    cache.set(rows);
-    return cache;
-  };
-  return { keys: decoder.arena.pastKeys().map(fill), values: decoder.arena.pastValues().map(fill) };
+/** One layer's cached rows ([L·kvH·D] values) as a loop input [1,L,kvH,D]. */
+export function cacheTensor(ortModule: Ort, dtype: FloatDType, rows: FloatData, kv: KvShape): ort.Tensor {
+  const width = kv.numKvHeads * kv.headDim;
+  return new ortModule.Tensor(dtype, rows, [1, rows.length / width, kv.numKvHeads, kv.headDim]);
 }
 
 /** The sampling inputs of a run: temperature, top-p (nucleus variant only) and `dims`' worth of fresh uniforms. */

@@ -6,7 +6,6 @@
  * the generated tokens come back. Output equals the host engine's vanilla method token for token.
  */
 import type * as ort from 'onnxruntime-node';
-import { asFloatData } from '../../model/float-data.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
 import { loadOrt } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
@@ -14,7 +13,7 @@ import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { CAPACITY_STEP, capacityCaches, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
 export class FusedVanilla extends FusedEngine {
 
@@ -39,16 +38,14 @@ export class FusedVanilla extends FusedEngine {
     const fed = await feedChain(decoder, transcript.tokens);
     transcript.commit([await targetChoice.choose(decoder, fed.last, fed.last.nodes - 1)], false);
 
-    // Each step writes one row; the transcript stops by itself at max-new-tokens / context length.
-    const past = decoder.length;
-    const steps = loopBudget(options.maxNewTokens, this.model.contextLength, past);
+    // Each step appends one row; the transcript stops by itself at max-new-tokens / context length.
+    const steps = loopBudget(options.maxNewTokens, this.model.contextLength, decoder.length);
     if (!transcript.done && steps > 0) {
       const { Tensor } = this.ort;
-      const { numLayers, numKvHeads, headDim } = target.kv;
-      const capacity = Math.ceil((past + steps) / CAPACITY_STEP) * CAPACITY_STEP;
-      const dims = [1, capacity, numKvHeads, headDim];
-      let { keys, values } = capacityCaches(decoder, capacity);
-      let length = past;
+      const { numLayers } = target.kv;
+      // The caches at their exact length: the host's rows first, then each run's final caches.
+      let keys = decoder.arena.pastKeys().map((data) => cacheTensor(this.ort, target.dtype, data, target.kv));
+      let values = decoder.arena.pastValues().map((data) => cacheTensor(this.ort, target.dtype, data, target.kv));
       let remaining = steps;
       const stopTensor = new Tensor('int64', BigInt64Array.from(stopIds, (id) => BigInt(id)), [stopIds.length]);
       while (!transcript.done && remaining > 0) {
@@ -56,25 +53,23 @@ export class FusedVanilla extends FusedEngine {
         const last = m === remaining;
         const feeds: Record<string, ort.Tensor> = {
           [LOOP_IO.firstToken]: new Tensor('int64', BigInt64Array.of(BigInt(transcript.last)), [1]),
-          [LOOP_IO.pastLength]: new Tensor('int64', BigInt64Array.of(BigInt(length)), []),
           [LOOP_IO.maxSteps]: new Tensor('int64', BigInt64Array.of(BigInt(m)), []),
           [LOOP_IO.stopIds]: stopTensor,
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m]));
         for (let i = 0; i < numLayers; i++) {
-          feeds[LOOP_IO.cacheKey(i)] = new Tensor(target.dtype, keys[i], dims);
-          feeds[LOOP_IO.cacheValue(i)] = new Tensor(target.dtype, values[i], dims);
+          feeds[LOOP_IO.cacheKey(i)] = keys[i];
+          feeds[LOOP_IO.cacheValue(i)] = values[i];
         }
         // The last chunk fetches only the tokens: the caches never leave the device.
-        const fetches = last ? [LOOP_IO.tokens] : [LOOP_IO.tokens, LOOP_IO.finalLength, ...Array.from({ length: numLayers }, (_, i) => [LOOP_IO.finalKey(i), LOOP_IO.finalValue(i)]).flat()];
+        const fetches = last ? [LOOP_IO.tokens] : [LOOP_IO.tokens, ...Array.from({ length: numLayers }, (_, i) => [LOOP_IO.finalKey(i), LOOP_IO.finalValue(i)]).flat()];
         const out = await runLoop(meter, session, feeds, fetches);
         const tokens = Array.from(out[LOOP_IO.tokens].data as BigInt64Array, Number);
         for (const token of tokens) transcript.commit([token]);
         remaining -= tokens.length;
         if (!last && tokens.length === m) {
-          length = Number((out[LOOP_IO.finalLength].data as BigInt64Array)[0]);
-          keys = Array.from({ length: numLayers }, (_, i) => asFloatData(out[LOOP_IO.finalKey(i)].data, target.dtype));
-          values = Array.from({ length: numLayers }, (_, i) => asFloatData(out[LOOP_IO.finalValue(i)].data, target.dtype));
+          keys = Array.from({ length: numLayers }, (_, i) => out[LOOP_IO.finalKey(i)]);
+          values = Array.from({ length: numLayers }, (_, i) => out[LOOP_IO.finalValue(i)]);
         } else if (!transcript.done) {
           throw new Error(`the fused loop stopped after ${tokens.length} of ${m} steps without a stop id`);
         }

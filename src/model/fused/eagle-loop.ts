@@ -13,20 +13,22 @@
  * 2. verify: one target forward over the tree (ancestor mask from powers of the parent matrix);
  * 3. accept: a node is accepted when every node on its path matches its parent's argmax; the deepest
  *    accepted node gives the path, the bonus token and the count n;
- * 4. commit: the path's target K/V rows and the head's catch-up K/V rows (the committed tokens fed with
- *    the target's features at the path) are written at rows length … length + n − 1 with a
- *    Gather + Where (no ScatterND), and the head's last `out` becomes the next `root_out`.
+ * 4. commit: the path's target K/V rows are appended to the target's caches (Gather + Concat), the head
+ *    catches up on the n committed tokens (fed with the target's features at the path) and appends
+ *    their rows to its caches, and its last `out` becomes the next `root_out`.
  *
- * Shapes are static per graph (tree shape fixed at build time); the variable acceptance length lives
- * in masks and in the scanned `counts`, never in a shape. Every graph of the model folder is inlined
- * as is (src/model/onnx/inline.ts): weights stay in weights.data, loaded once.
+ * Both caches are carried at their exact length L (the rows they hold), so every forward sees the
+ * past the host engine's forward sees: no padded rows, no mask over unused rows. The tree's shape is
+ * fixed at build time; the acceptance length n is the row count of the catch-up and of the appended
+ * rows. Every graph of the model folder is inlined as is (src/model/onnx/inline.ts): weights stay in
+ * weights.data, loaded once.
  *
  * Inputs:  root_token [1] int64 (last committed token, in neither cache), root_out [1,d] (the head's
- *          output for it), past_length [] int64 (rows both caches hold), cache_key_i / cache_value_i
- *          [1,C,kvH,D] (target), eagle_key_j / eagle_value_j [1,C,kvH,D] (head), max_steps [] int64
- *          (iterations), max_tokens [] int64 (stop once this many tokens are committed), stop_ids [K].
+ *          output for it), cache_key_i / cache_value_i [1,L,kvH,D] (target), eagle_key_j /
+ *          eagle_value_j [1,L,kvH,D] (head, the same L), max_steps [] int64 (iterations), max_tokens
+ *          [] int64 (stop once this many tokens are committed), stop_ids [K].
  * Outputs: blocks [N, depth+1] int64 (committed tokens of each iteration, −1 after the first counts[i]),
- *          counts [N] int64, final_root_token, final_root_out, final_length, final_* caches.
+ *          counts [N] int64, final_root_token, final_root_out, final_* caches [1,L',kvH,D].
  */
 import { MASKED } from '../../engine/attention-bias.js';
 import { EAGLE_IO } from '../eagle-graph.js';
@@ -42,12 +44,12 @@ import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.j
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const EAGLE_LOOP_GRAPH = 'eagle_loop';
-export const EAGLE_DIM_CAPACITY = 'capacity';
+/** The caches' row count (it grows inside the Loop). */
+export const EAGLE_DIM_CACHED = 'cached_rows';
 
 export const EAGLE_LOOP_IO = {
   rootToken: 'root_token',
   rootOut: 'root_out',
-  pastLength: 'past_length',
   targetKey: (i: number) => `cache_key_${i}`,
   targetValue: (i: number) => `cache_value_${i}`,
   eagleKey: (j: number) => `eagle_key_${j}`,
@@ -61,7 +63,6 @@ export const EAGLE_LOOP_IO = {
   counts: 'counts',
   finalRootToken: 'final_root_token',
   finalRootOut: 'final_root_out',
-  finalLength: 'final_length',
   finalTargetKey: (i: number) => `final_key_${i}`,
   finalTargetValue: (i: number) => `final_value_${i}`,
   finalEagleKey: (j: number) => `final_eagle_key_${j}`,
@@ -112,7 +113,6 @@ export function verifiedTokens(tree: EagleLoopTree): number {
 const CARRIED = {
   rootToken: 'it/root_token',
   rootOut: 'it/root_out',
-  length: 'it/length',
   generated: 'it/generated',
   targetKey: (i: number) => `it/target_key_${i}`,
   targetValue: (i: number) => `it/target_value_${i}`,
@@ -140,13 +140,12 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
-  const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CAPACITY, kv.numKvHeads, kv.headDim];
+  const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CACHED, kv.numKvHeads, kv.headDim];
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
   const carried: CarriedValue[] = [
     { outer: EAGLE_LOOP_IO.rootToken, body: CARRIED.rootToken, final: EAGLE_LOOP_IO.finalRootToken, dtype: 'int64', shape: [1] },
     { outer: EAGLE_LOOP_IO.rootOut, body: CARRIED.rootOut, final: EAGLE_LOOP_IO.finalRootOut, dtype, shape: [1, d] },
-    { outer: EAGLE_LOOP_IO.pastLength, body: CARRIED.length, final: EAGLE_LOOP_IO.finalLength, dtype: 'int64', shape: [] },
     { initial: outer.initializer('eagle_loop/zero', 'int64', [], [0]), body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
     ...targetLayers.flatMap((i): CarriedValue[] => [
       { outer: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), dtype, shape: cacheShape(targetKv) },
@@ -178,18 +177,20 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
 
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
-  const length = CARRIED.length;
-  // Rows of the cache buffers and which of them hold committed tokens.
-  const capacity = b.op('Squeeze', [b.op('Shape', [CARRIED.targetKey(0)], { start: 1, end: 2 }), i64([0])]);
-  const rows = b.op('Range', [s64(0), capacity, s64(1)]);
+  // The rows both caches hold: L.
+  const cachedRows = b.op('Shape', [CARRIED.targetKey(0)], { start: 1, end: 2 }); // [1]
+  const length = b.op('Squeeze', [cachedRows, i64([0])]);
   // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
   const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
-  const cacheBias = b.op('Unsqueeze', [additive(b.op('Less', [rows, length])), i64([0])]); // [1,C]
-  /** Additive attention bias [1,1,S,C+X] from the 0/1 visibility of the extra columns [S,X]. */
-  const biasOf = (rowCount: number, extra: string) => {
-    const cache = b.op('Expand', [cacheBias, i64([rowCount, 1])]);
+  /**
+   * Additive attention bias [1,1,S,L+X]: every cached row visible, then the 0/1 visibility of the
+   * extra columns [S,X]. `rowCount` is S, or a [1] int64 value when S is only known at run time.
+   */
+  const biasOf = (rowCount: number | string, extra: string) => {
+    const rowsDim = typeof rowCount === 'number' ? i64([rowCount]) : rowCount;
+    const cache = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [rowsDim, cachedRows], { axis: 0 })]);
     const bias = b.op('Concat', [cache, additive(b.op('Greater', [extra, b.scalar('float32', 0.5)]))], { axis: 1 });
-    return b.op('Reshape', [bias, i64([1, 1, rowCount, -1])]);
+    return b.op('Unsqueeze', [bias, i64([0, 1])]);
   };
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
@@ -325,43 +326,39 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   };
   const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));
 
-  // ---- 4. Commit: K/V rows at length … length + n − 1 ----
-  const write = b.scope('write', () => {
-    const offset = b.op('Max', [b.op('Min', [b.op('Sub', [rows, length]), s64(B - 1)]), s64(0)]);
-    const end = b.op('Add', [length, accept.count]);
-    const selector = b.op('Reshape', [b.op('And', [b.op('GreaterOrEqual', [rows, length]), b.op('Less', [rows, end])]), i64([1, -1, 1, 1])]);
-    return (cache: string, block: string) => b.op('Where', [selector, b.op('Gather', [block, offset], { axis: 1 }), cache]);
-  });
-  const targetKeys = targetLayers.map((i) => write(CARRIED.targetKey(i), b.op('Gather', [verified[TARGET_IO.newKey(i)], accept.pathNodes], { axis: 1 })));
-  const targetValues = targetLayers.map((i) => write(CARRIED.targetValue(i), b.op('Gather', [verified[TARGET_IO.newValue(i)], accept.pathNodes], { axis: 1 })));
+  // ---- 4. Commit: the accepted rows appended to both caches ----
+  const committedCount = b.op('Reshape', [accept.count, i64([1])]); // [1]: n
+  const committedPath = b.op('Slice', [accept.pathNodes, i64([0]), committedCount]); // [n]
+  const append = (cache: string, rows: string) => b.op('Concat', [cache, rows], { axis: 1 });
+  const targetKeys = targetLayers.map((i) => append(CARRIED.targetKey(i), b.op('Gather', [verified[TARGET_IO.newKey(i)], committedPath], { axis: 1 })));
+  const targetValues = targetLayers.map((i) => append(CARRIED.targetValue(i), b.op('Gather', [verified[TARGET_IO.newValue(i)], committedPath], { axis: 1 })));
 
-  // The head catches up on the committed tokens, paired with the target's features at the path.
+  // The head catches up on the n committed tokens, paired with the target's features at the path.
   const causal = b.constant('float32', range(B * B).map((x) => (x % B <= Math.floor(x / B) ? 1 : 0)), [B, B]);
   const catchUpInputs: Record<string, string> = {
-    [EAGLE_IO.inputIds]: b.op('Reshape', [b.op('Max', [accept.block, s64(0)]), i64([1, B])]),
-    [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], accept.pathNodes], { axis: 1 }),
-    [EAGLE_IO.positionIds]: positionsAt(blockRange, B),
-    [EAGLE_IO.attentionBias]: b.scope('catch_up', () => biasOf(B, causal)),
+    [EAGLE_IO.inputIds]: b.op('Unsqueeze', [b.op('Slice', [accept.block, i64([0]), committedCount]), i64([0])]),
+    [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], committedPath], { axis: 1 }),
+    [EAGLE_IO.positionIds]: b.op('Unsqueeze', [b.op('Add', [length, b.op('Range', [s64(0), accept.count, s64(1)])]), i64([0])]),
+    [EAGLE_IO.attentionBias]: b.scope('catch_up', () => biasOf(committedCount, b.op('Slice', [causal, i64([0, 0]), b.op('Concat', [committedCount, committedCount], { axis: 0 })]))),
   };
   for (const j of eagleLayers) {
     catchUpInputs[TARGET_IO.pastKey(j)] = CARRIED.eagleKey(j);
     catchUpInputs[TARGET_IO.pastValue(j)] = CARRIED.eagleValue(j);
   }
   const caughtUp = eagleGraph.call(b, { prefix: '@eagle_catch_up', inputs: catchUpInputs });
-  const eagleKeys = eagleLayers.map((j) => write(CARRIED.eagleKey(j), caughtUp[TARGET_IO.newKey(j)]));
-  const eagleValues = eagleLayers.map((j) => write(CARRIED.eagleValue(j), caughtUp[TARGET_IO.newValue(j)]));
+  const eagleKeys = eagleLayers.map((j) => append(CARRIED.eagleKey(j), caughtUp[TARGET_IO.newKey(j)]));
+  const eagleValues = eagleLayers.map((j) => append(CARRIED.eagleValue(j), caughtUp[TARGET_IO.newValue(j)]));
 
   const next = b.scope('next', () => {
     const rootOut = b.op('Reshape', [b.op('Gather', [caughtUp[EAGLE_IO.out], accept.lastIndex], { axis: 1 }), i64([1, d])]);
     const generated = b.op('Add', [CARRIED.generated, accept.count]);
     const cond = b.op('And', [noStopIdAmong(b, accept.block, EAGLE_LOOP_IO.stopIds), b.op('Less', [generated, EAGLE_LOOP_IO.maxTokens])]);
-    return { rootOut, generated, cond, token: b.op('Reshape', [accept.next, i64([1])]), length: b.op('Add', [length, accept.count]) };
+    return { rootOut, generated, cond, token: b.op('Reshape', [accept.next, i64([1])]) };
   });
 
   const updated = new Map<string, string>([
     [CARRIED.rootToken, next.token],
     [CARRIED.rootOut, next.rootOut],
-    [CARRIED.length, next.length],
     [CARRIED.generated, next.generated],
     ...targetLayers.flatMap((i): [string, string][] => [[CARRIED.targetKey(i), targetKeys[i]], [CARRIED.targetValue(i), targetValues[i]]]),
     ...eagleLayers.flatMap((j): [string, string][] => [[CARRIED.eagleKey(j), eagleKeys[j]], [CARRIED.eagleValue(j), eagleValues[j]]]),

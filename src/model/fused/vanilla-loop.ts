@@ -4,17 +4,20 @@
  *
  * The Loop body is the folder's own target graph (target.onnx inlined as is by InlinableGraph: every
  * node, the same external-data initializers in weights.data) wrapped by a prologue and an epilogue:
- * - prologue: input_ids / position_ids from the carried token and length, and the additive mask
- *   [1,1,1,C+1] (cache rows < length and the token itself visible) built from `length`;
- * - epilogue: the new K/V row written at row `length` with `Where(arange(C) == length, row, cache)`,
- *   the argmax (or, sampling, a draw) as the next carried token and a scan output, `length + 1`, and
- *   `cond = no stop id was produced`.
+ * - prologue: input_ids / position_ids from the carried token and the cache length L (the caches'
+ *   row count), and the all-zero additive mask [1,1,1,L+1];
+ * - epilogue: each cache grows by its new row (`Concat`), the argmax (or, sampling, a draw) is the next
+ *   carried token and a scan output, and `cond = no stop id was produced`.
+ *
+ * The caches are carried at their exact length, so every step feeds the target graph the very shapes
+ * the host engine feeds it (past = L rows, one new token): the same kernels, the same rounding, the
+ * same tokens on fp16 too. A carried value whose shape changes between iterations is valid ONNX.
  *
  * Inputs:  first_token [1] int64 (the token after the cached rows, not yet in the cache),
- *          cache_key_i / cache_value_i [1,C,kvH,D] (C = capacity, rows ≥ past_length unused),
- *          past_length [] int64, max_steps [] int64, stop_ids [K] int64 (K may be 0).
+ *          cache_key_i / cache_value_i [1,L,kvH,D] (the cache, L rows), max_steps [] int64,
+ *          stop_ids [K] int64 (K may be 0).
  * Outputs: tokens [N,1] int64 (N ≤ max_steps: the tokens generated, a final stop id included),
- *          final_token [1], final_length [], final_key_i / final_value_i [1,C,kvH,D] (to run the next chunk).
+ *          final_token [1], final_key_i / final_value_i [1,L+N,kvH,D] (to run the next chunk).
  *
  * Weights are not copied: the model keeps target.onnx's external-data references (`weights.data`,
  * relative) and is loaded from bytes with the external-data folder set to the model folder
@@ -24,7 +27,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { MASKED } from '../../engine/attention-bias.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
@@ -39,20 +41,19 @@ export const LOOP_IO = {
   firstToken: 'first_token',
   cacheKey: (layer: number) => `cache_key_${layer}`,
   cacheValue: (layer: number) => `cache_value_${layer}`,
-  pastLength: 'past_length',
   maxSteps: 'max_steps',
   stopIds: 'stop_ids',
   /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps] (one draw per step). */
   ...SAMPLING_IO,
   tokens: 'tokens',
   finalToken: 'final_token',
-  finalLength: 'final_length',
   finalKey: (layer: number) => `final_key_${layer}`,
   finalValue: (layer: number) => `final_value_${layer}`,
 } as const;
 
 export const LOOP_GRAPH = 'vanilla_loop';
-export const DIM_CAPACITY = 'capacity';
+/** The caches' row count (it grows inside the Loop). */
+export const DIM_CACHED = 'cached_rows';
 export const DIM_STEPS = 'steps';
 const DIM_STOP = 'num_stop_ids';
 
@@ -66,7 +67,6 @@ export interface LoopKvLayout {
 /** Body-local names of the carried values. */
 const BODY = {
   token: 'it/token',
-  length: 'it/length',
   key: (layer: number) => `it/key_${layer}`,
   value: (layer: number) => `it/value_${layer}`,
 };
@@ -90,10 +90,9 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
 
-  const cacheShape: Shape = [1, DIM_CAPACITY, numKvHeads, headDim];
+  const cacheShape: Shape = [1, DIM_CACHED, numKvHeads, headDim];
   const carried: CarriedValue[] = [
     { outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] },
-    { outer: LOOP_IO.pastLength, body: BODY.length, final: LOOP_IO.finalLength, dtype: 'int64', shape: [] },
     ...layers.flatMap((i): CarriedValue[] => [
       { outer: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), dtype, shape: cacheShape },
       { outer: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), dtype, shape: cacheShape },
@@ -114,34 +113,31 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
     }
   }
 
-  // Prologue: the step's token at position `length`, seeing cache rows < length and itself.
+  // Prologue: the step's token at position L (the cache's row count), seeing every cached row and itself.
   const i64 = (values: number[]) => b.constant('int64', values);
-  const { rows, stepInputs } = b.scope('step', () => {
-    const capacity = b.op('Squeeze', [b.op('Shape', [BODY.key(0)], { start: 1, end: 2 }), i64([0])]);
-    const rows = b.op('Range', [b.scalar('int64', 0), capacity, b.scalar('int64', 1)]);
-    const visible = b.op('Concat', [b.op('Less', [rows, BODY.length]), b.constant('bool', [true])], { axis: 0 });
-    const bias = b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
+  const stepInputs = b.scope('step', () => {
+    const rows = b.op('Shape', [BODY.key(0)], { start: 1, end: 2 }); // [1]: L
+    const bias = b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
     const stepInputs: Record<string, string> = {
       [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
-      [TARGET_IO.positionIds]: b.op('Reshape', [BODY.length, i64([1, 1])]),
-      [TARGET_IO.attentionBias]: b.op('Reshape', [bias, i64([1, 1, 1, -1])]),
+      [TARGET_IO.positionIds]: b.op('Reshape', [rows, i64([1, 1])]),
+      [TARGET_IO.attentionBias]: bias,
     };
     for (const i of layers) {
       stepInputs[TARGET_IO.pastKey(i)] = BODY.key(i);
       stepInputs[TARGET_IO.pastValue(i)] = BODY.value(i);
     }
-    return { rows, stepInputs };
+    return stepInputs;
   });
   const stepCall = { prefix: '@step', inputs: stepInputs };
   const step = targetGraph.call(b, stepCall);
 
-  // Epilogue: write the new K/V row at `length`, choose the next token, test for a stop id.
+  // Epilogue: append the new K/V row to each cache, choose the next token, test for a stop id.
   const epilogue = b.scope('next', () => {
-    const selector = b.op('Reshape', [b.op('Equal', [rows, BODY.length]), i64([1, -1, 1, 1])]);
     const updated = new Map<string, string>();
     for (const i of layers) {
-      updated.set(BODY.key(i), b.op('Where', [selector, step[TARGET_IO.newKey(i)], BODY.key(i)]));
-      updated.set(BODY.value(i), b.op('Where', [selector, step[TARGET_IO.newValue(i)], BODY.value(i)]));
+      updated.set(BODY.key(i), b.op('Concat', [BODY.key(i), step[TARGET_IO.newKey(i)]], { axis: 1 }));
+      updated.set(BODY.value(i), b.op('Concat', [BODY.value(i), step[TARGET_IO.newValue(i)]], { axis: 1 }));
     }
     let token: string;
     if (options.sampling) {
@@ -151,7 +147,6 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
       token = b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, i64([-1])]), u), i64([1])]);
     } else token = b.op('Reshape', [step[TARGET_IO.argmax], i64([1])]);
     updated.set(BODY.token, token);
-    updated.set(BODY.length, b.op('Add', [BODY.length, b.scalar('int64', 1)]));
     return { updated, token, cond: noStopIdAmong(b, token, LOOP_IO.stopIds) };
   });
 
