@@ -11,6 +11,7 @@ import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
+import { cacheConcatOf } from '../../src/model/fused/loop-ops.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
 import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
@@ -49,14 +50,34 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     // iteration, cond, token, then each layer's key and value: the cache length is the caches' own row count.
     expect(body.g!.input.map((i) => i.name)).to.have.lengthOf(3 + 2 * 2);
     expect(body.g!.output.map((o) => o.name)).to.have.lengthOf(1 + 1 + 2 * 2 + 1);
-    // The caches grow by one row per step (Concat), so nothing rewrites a whole padded buffer.
-    const concats = body.g!.node.filter((n) => n.op_type === 'Concat' && n.input[0].startsWith('it/key_'));
-    expect(concats).to.have.lengthOf(2 * 2);
+    // Each cache grows by one row per step: the carried cache is the target graph's own concatenation of
+    // past and new rows (reshaped), so nothing copies the cache again or rewrites a padded buffer.
+    const producer = (value: string) => {
+      let node = body.g!.node.find((n) => n.output.includes(value))!;
+      while (node.op_type === 'Identity') node = body.g!.node.find((n) => n.output.includes(node.input[0]))!;
+      return node;
+    };
+    const carriedKeys = body.g!.output.filter((o) => o.name.startsWith('it/key_')).map((o) => producer(o.name));
+    expect(carriedKeys.map((n) => n.op_type)).to.deep.equal(['Reshape', 'Reshape']);
+    for (const node of carriedKeys) expect(producer(node.input[0]).op_type).to.equal('Concat');
     expect(body.g!.node.some((n) => n.op_type === 'Where' && n.input.some((i) => i.startsWith('it/key_')))).to.equal(false);
     expect(loop.graph.output.map((o) => o.name)[0]).to.equal(LOOP_IO.tokens);
     expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
     const inline = loop.graph.initializer.filter((i) => i.data_location !== OnnxDataLocation.EXTERNAL);
     expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
+  });
+
+  it('finds the concatenation of past and new K/V rows in both operator sets', () => {
+    for (const set of ['fp32', 'fp32, fused ops'] as const) {
+      const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
+      for (const past of ['past_key_0', 'past_value_1']) {
+        const concat = target.graph.node.find((n) => n.output[0] === cacheConcatOf(target, past))!;
+        expect(concat.op_type, set).to.equal('Concat');
+        const first = target.graph.node.find((n) => n.output.includes(concat.input[0]));
+        expect(first === undefined ? concat.input[0] : first.input[0], set).to.equal(past);
+      }
+      expect(cacheConcatOf(target, 'input_ids'), set).to.equal(undefined);
+    }
   });
 
   for (const name of FUSED_MODEL_SETS) {

@@ -13,7 +13,8 @@
  * 2. verify: one target forward over the tree (ancestor mask from powers of the parent matrix);
  * 3. accept: a node is accepted when every node on its path matches its parent's argmax; the deepest
  *    accepted node gives the path, the bonus token and the count n;
- * 4. commit: the path's target K/V rows are appended to the target's caches (Gather + Concat), the head
+ * 4. commit: the target's caches keep their L rows and the path's rows (one Gather from the verify
+ *    forward's own concatenation of cache and tree rows), the head
  *    catches up on the n committed tokens (fed with the target's features at the path) and appends
  *    their rows to its caches, and its last `out` becomes the next `root_out`.
  *
@@ -31,6 +32,7 @@
  *          counts [N] int64, final_root_token, final_root_out, final_* caches [1,L',kvH,D].
  */
 import { MASKED } from '../../engine/attention-bias.js';
+import { bucketSize } from '../../engine/buckets.js';
 import { EAGLE_IO } from '../eagle-graph.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { HEAD_IO } from '../lm-head-graph.js';
@@ -38,7 +40,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheConcatOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -194,9 +196,16 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   };
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
-  const eye = (n: number) => b.constant('float32', range(n * n).map((x) => (Math.floor(x / n) === x % n ? 1 : 0)), [n, n]);
   const kRange = i64(range(k));
   const oneHot = (rowsOfK: string) => b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
+  /**
+   * The host engine feeds a decoder bucketSize(S) rows for S real ones (src/engine/decoder.ts); the
+   * loop pads the same way, so each forward has the host's shapes, hence its kernels and rounding.
+   * Padding rows repeat row 0 (`padIndex`: 0 … S−1 then zeros); no real row sees them, and each
+   * output is cut back to the S real rows.
+   */
+  const padIndex = (rows: number) => i64([...range(rows), ...new Array<number>(bucketSize(rows) - rows).fill(0)]);
+  const firstRows = (value: string, rows: number, axis: number) => b.op('Slice', [value, i64([0]), i64([rows]), i64([axis])]);
   const runHead = (hidden: string, label: string) => headGraph.call(b, { prefix: `@head_${label}`, inputs: { [HEAD_IO.hidden]: hidden, [HEAD_IO.topK]: i64([k]) } });
 
   // ---- 1. Draft ----
@@ -216,17 +225,21 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     const scratchKeys: string[][] = eagleLayers.map(() => []);
     const scratchValues: string[][] = eagleLayers.map(() => []);
 
+    const kb = bucketSize(k);
+    const pad = (value: string) => (kb === k ? value : b.op('Gather', [value, padIndex(k)], { axis: 0 }));
+    // Each candidate sees itself among the kb rows of its expansion.
+    const self = b.constant('float32', range(k * kb).map((x) => (Math.floor(x / kb) === x % kb ? 1 : 0)), [k, kb]);
     for (let e = 0; e < depth - 1; e++) {
       const feature =
         e === 0
-          ? b.op('Expand', [b.op('Reshape', [CARRIED.rootOut, i64([1, 1, d])]), i64([1, k, 1])])
-          : b.op('Unsqueeze', [b.op('Gather', [previousOut!, parentRow!], { axis: 0 }), i64([0])]);
-      const extra = ancestors === undefined ? eye(k) : b.op('Concat', [ancestors, eye(k)], { axis: 1 });
+          ? b.op('Expand', [b.op('Reshape', [CARRIED.rootOut, i64([1, 1, d])]), i64([1, kb, 1])])
+          : b.op('Unsqueeze', [b.op('Gather', [previousOut!, pad(parentRow!)], { axis: 0 }), i64([0])]);
+      const extra = ancestors === undefined ? self : b.op('Concat', [ancestors, self], { axis: 1 });
       const inputs: Record<string, string> = {
-        [EAGLE_IO.inputIds]: b.op('Reshape', [frontierTokens, i64([1, k])]),
+        [EAGLE_IO.inputIds]: b.op('Reshape', [pad(frontierTokens), i64([1, kb])]),
         [EAGLE_IO.feature]: feature,
-        [EAGLE_IO.positionIds]: positionsAt(i64(range(k).map(() => e)), k),
-        [EAGLE_IO.attentionBias]: biasOf(k, extra),
+        [EAGLE_IO.positionIds]: positionsAt(i64(range(kb).map(() => e)), kb),
+        [EAGLE_IO.attentionBias]: biasOf(kb, pad(extra)),
       };
       for (const j of eagleLayers) {
         inputs[TARGET_IO.pastKey(j)] = e === 0 ? CARRIED.eagleKey(j) : b.op('Concat', [CARRIED.eagleKey(j), ...scratchKeys[j]], { axis: 1 });
@@ -234,10 +247,10 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       }
       const expanded = eagleGraph.call(b, { prefix: `@eagle_expand_${e}`, inputs });
       for (const j of eagleLayers) {
-        scratchKeys[j].push(expanded[TARGET_IO.newKey(j)]);
-        scratchValues[j].push(expanded[TARGET_IO.newValue(j)]);
+        scratchKeys[j].push(kb === k ? expanded[TARGET_IO.newKey(j)] : firstRows(expanded[TARGET_IO.newKey(j)], k, 1));
+        scratchValues[j].push(kb === k ? expanded[TARGET_IO.newValue(j)] : firstRows(expanded[TARGET_IO.newValue(j)], k, 1));
       }
-      const out = b.op('Reshape', [expanded[EAGLE_IO.out], i64([k, d])]);
+      const out = b.op('Reshape', [kb === k ? expanded[EAGLE_IO.out] : firstRows(expanded[EAGLE_IO.out], k, 1), i64([k, d])]);
       const top = runHead(out, `expand_${e}`);
       const childScores = b.op('Reshape', [b.op('Add', [b.op('Unsqueeze', [frontierScores, i64([1])]), clampLogprob(top[HEAD_IO.topkLogprobs])]), i64([k * k])]);
       const childTokens = b.op('Reshape', [top[HEAD_IO.topkIds], i64([k * k])]);
@@ -286,11 +299,14 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     return { tokens, parents, depths, lineage };
   });
 
-  // ---- 2. Verify ----
+  // ---- 2. Verify (T tree nodes, padded to bucketSize(T) rows as the host pads them) ----
+  const Tb = bucketSize(T);
+  const padTree = (value: string) => (Tb === T ? value : b.op('Gather', [value, padIndex(T)], { axis: 0 }));
+  const treeColumns = Tb === T ? treeOf.lineage : b.op('Concat', [treeOf.lineage, b.constant('float32', new Array<number>(T * (Tb - T)).fill(0), [T, Tb - T])], { axis: 1 });
   const verifyInputs: Record<string, string> = {
-    [TARGET_IO.inputIds]: b.op('Reshape', [treeOf.tokens, i64([1, T])]),
-    [TARGET_IO.positionIds]: positionsAt(treeOf.depths, T),
-    [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(T, treeOf.lineage)),
+    [TARGET_IO.inputIds]: b.op('Reshape', [padTree(treeOf.tokens), i64([1, Tb])]),
+    [TARGET_IO.positionIds]: positionsAt(padTree(treeOf.depths), Tb),
+    [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(Tb, padTree(treeColumns))),
   };
   for (const i of targetLayers) {
     verifyInputs[TARGET_IO.pastKey(i)] = CARRIED.targetKey(i);
@@ -310,13 +326,13 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   };
   const graphTree: GraphTree = { ...treeOf, size: T, depth };
   const greedyAccept = () => {
-    const argmax = b.op('Reshape', [verified[TARGET_IO.argmax], i64([T])]);
+    const argmax = firstRows(b.op('Reshape', [verified[TARGET_IO.argmax], i64([Tb])]), T, 0);
     const walk = greedyTreeWalk(b, graphTree, argmax);
     return blockOf(walk.pathNodes, walk.count, walk.next);
   };
   const samplingAccept = () => {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
-    const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([T, -1])])], { to: ONNX_DATA_TYPE.float32 });
+    const logits = b.op('Cast', [firstRows(b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([Tb, -1])]), T, 0)], { to: ONNX_DATA_TYPE.float32 });
     const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature); // [T,V]
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }); // [B, U]
     // Top-p: truncate only the rows the walk visits (one per level), not every verified node's.
@@ -330,24 +346,40 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const committedCount = b.op('Reshape', [accept.count, i64([1])]); // [1]: n
   const committedPath = b.op('Slice', [accept.pathNodes, i64([0]), committedCount]); // [n]
   const append = (cache: string, rows: string) => b.op('Concat', [cache, rows], { axis: 1 });
-  const targetKeys = targetLayers.map((i) => append(CARRIED.targetKey(i), b.op('Gather', [verified[TARGET_IO.newKey(i)], committedPath], { axis: 1 })));
-  const targetValues = targetLayers.map((i) => append(CARRIED.targetValue(i), b.op('Gather', [verified[TARGET_IO.newValue(i)], committedPath], { axis: 1 })));
+  // The verify forward already concatenated each cache with the tree's rows: the next cache is its rows
+  // 0 … L−1 and L + (the path's nodes), one Gather instead of a Gather and a Concat.
+  const keptRows = b.op('Concat', [b.op('Range', [s64(0), length, s64(1)]), b.op('Add', [committedPath, length])], { axis: 0 }); // [L+n]
+  const committed = (cache: string, past: string, newRows: string) => {
+    const inGraph = cacheConcatOf(graphs.target, past);
+    if (inGraph === undefined) return append(cache, b.op('Gather', [newRows, committedPath], { axis: 1 }));
+    return b.op('Reshape', [b.op('Gather', [targetGraph.valueName(verifyCall, inGraph), keptRows], { axis: 1 }), i64([1, -1, targetKv.numKvHeads, targetKv.headDim])]);
+  };
+  const targetKeys = targetLayers.map((i) => committed(CARRIED.targetKey(i), TARGET_IO.pastKey(i), verified[TARGET_IO.newKey(i)]));
+  const targetValues = targetLayers.map((i) => committed(CARRIED.targetValue(i), TARGET_IO.pastValue(i), verified[TARGET_IO.newValue(i)]));
 
-  // The head catches up on the n committed tokens, paired with the target's features at the path.
-  const causal = b.constant('float32', range(B * B).map((x) => (x % B <= Math.floor(x / B) ? 1 : 0)), [B, B]);
+  // The head catches up on the n committed tokens, paired with the target's features at the path, in
+  // bucketSize(n) rows as the host feeds them (padding rows repeat row 0).
+  const catchUp = b.scope('catch_up', () => {
+    const buckets = i64(range(B + 1).map((n) => bucketSize(Math.max(n, 1))));
+    const rows = b.op('Range', [s64(0), b.op('Gather', [buckets, accept.count], { axis: 0 }), s64(1)]); // [nb]
+    const source = b.op('Where', [b.op('Less', [rows, accept.count]), rows, s64(0)]); // real row of each fed row
+    const visible = b.op('Cast', [b.op('LessOrEqual', [b.op('Unsqueeze', [rows, i64([0])]), b.op('Unsqueeze', [source, i64([1])])])], { to: ONNX_DATA_TYPE.float32 });
+    return { source, bias: biasOf(b.op('Shape', [rows]), visible) };
+  });
   const catchUpInputs: Record<string, string> = {
-    [EAGLE_IO.inputIds]: b.op('Unsqueeze', [b.op('Slice', [accept.block, i64([0]), committedCount]), i64([0])]),
-    [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], committedPath], { axis: 1 }),
-    [EAGLE_IO.positionIds]: b.op('Unsqueeze', [b.op('Add', [length, b.op('Range', [s64(0), accept.count, s64(1)])]), i64([0])]),
-    [EAGLE_IO.attentionBias]: b.scope('catch_up', () => biasOf(committedCount, b.op('Slice', [causal, i64([0, 0]), b.op('Concat', [committedCount, committedCount], { axis: 0 })]))),
+    [EAGLE_IO.inputIds]: b.op('Unsqueeze', [b.op('Gather', [accept.block, catchUp.source], { axis: 0 }), i64([0])]),
+    [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], b.op('Gather', [accept.pathNodes, catchUp.source], { axis: 0 })], { axis: 1 }),
+    [EAGLE_IO.positionIds]: b.op('Unsqueeze', [b.op('Add', [length, catchUp.source]), i64([0])]),
+    [EAGLE_IO.attentionBias]: catchUp.bias,
   };
   for (const j of eagleLayers) {
     catchUpInputs[TARGET_IO.pastKey(j)] = CARRIED.eagleKey(j);
     catchUpInputs[TARGET_IO.pastValue(j)] = CARRIED.eagleValue(j);
   }
   const caughtUp = eagleGraph.call(b, { prefix: '@eagle_catch_up', inputs: catchUpInputs });
-  const eagleKeys = eagleLayers.map((j) => append(CARRIED.eagleKey(j), caughtUp[TARGET_IO.newKey(j)]));
-  const eagleValues = eagleLayers.map((j) => append(CARRIED.eagleValue(j), caughtUp[TARGET_IO.newValue(j)]));
+  const committedRows = (value: string) => b.op('Slice', [value, i64([0]), committedCount, i64([1])]);
+  const eagleKeys = eagleLayers.map((j) => append(CARRIED.eagleKey(j), committedRows(caughtUp[TARGET_IO.newKey(j)])));
+  const eagleValues = eagleLayers.map((j) => append(CARRIED.eagleValue(j), committedRows(caughtUp[TARGET_IO.newValue(j)])));
 
   const next = b.scope('next', () => {
     const rootOut = b.op('Reshape', [b.op('Gather', [caughtUp[EAGLE_IO.out], accept.lastIndex], { axis: 1 }), i64([1, d])]);

@@ -14,6 +14,20 @@ export function logitsBeforeArgmax(target: ModelProto): string {
 }
 
 /**
+ * The value in which a decoded target graph appends its new K/V rows to `past` (a past_key_i /
+ * past_value_i input): the output of a `Concat` on axis 1 whose first input is `past`, or `past`
+ * reshaped (the fused operators concatenate [1,P,kvH·D] rows). Its rows are the whole cache after
+ * the step, so a loop that keeps every new row can carry it instead of concatenating again.
+ * Undefined when the graph has no such node.
+ */
+export function cacheConcatOf(target: ModelProto, past: string): string | undefined {
+  const reshapesOfPast = new Set(target.graph.node.filter((node) => node.op_type === 'Reshape' && node.input[0] === past).map((node) => node.output[0]));
+  const axisOf = (node: NodeProto) => Number(node.attribute.find((a) => a.name === 'axis')?.i ?? Number.NaN);
+  const concat = target.graph.node.find((node) => node.op_type === 'Concat' && node.input.length === 2 && axisOf(node) === 1 && (node.input[0] === past || reshapesOfPast.has(node.input[0])));
+  return concat?.output[0];
+}
+
+/**
  * [] bool: no id of `tokens` ([N] int64) is one of `stopIds` ([K] int64, K may be 0). A −2 appended to
  * the stop ids never equals a token (nor the −1 padding of a committed block) and keeps the reduced
  * axis non-empty: CUDA's ReduceSum refuses an empty axis without keepdims.

@@ -6,7 +6,8 @@
  * node, the same external-data initializers in weights.data) wrapped by a prologue and an epilogue:
  * - prologue: input_ids / position_ids from the carried token and the cache length L (the caches'
  *   row count), and the all-zero additive mask [1,1,1,L+1];
- * - epilogue: each cache grows by its new row (`Concat`), the argmax (or, sampling, a draw) is the next
+ * - epilogue: each cache grows by its new row (the target graph's own concatenation of past and new
+ *   rows, reshaped, where it has one; a `Concat` otherwise), the argmax (or, sampling, a draw) is the next
  *   carried token and a scan output, and `cond = no stop id was produced`.
  *
  * The caches are carried at their exact length, so every step feeds the target graph the very shapes
@@ -34,7 +35,7 @@ import { InlinableGraph } from '../onnx/inline.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
-import { addLoop, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheConcatOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -132,12 +133,18 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   const stepCall = { prefix: '@step', inputs: stepInputs };
   const step = targetGraph.call(b, stepCall);
 
-  // Epilogue: append the new K/V row to each cache, choose the next token, test for a stop id.
+  // Epilogue: each cache grows by its new row, choose the next token, test for a stop id. The target
+  // graph already concatenates past and new rows for its attention: that value is the next cache.
   const epilogue = b.scope('next', () => {
     const updated = new Map<string, string>();
+    const grown = (cache: string, past: string, newRows: string) => {
+      const inGraph = cacheConcatOf(target, past);
+      if (inGraph === undefined) return b.op('Concat', [cache, newRows], { axis: 1 });
+      return b.op('Reshape', [targetGraph.valueName(stepCall, inGraph), i64([1, -1, numKvHeads, headDim])]);
+    };
     for (const i of layers) {
-      updated.set(BODY.key(i), b.op('Concat', [BODY.key(i), step[TARGET_IO.newKey(i)]], { axis: 1 }));
-      updated.set(BODY.value(i), b.op('Concat', [BODY.value(i), step[TARGET_IO.newValue(i)]], { axis: 1 }));
+      updated.set(BODY.key(i), grown(BODY.key(i), TARGET_IO.pastKey(i), step[TARGET_IO.newKey(i)]));
+      updated.set(BODY.value(i), grown(BODY.value(i), TARGET_IO.pastValue(i), step[TARGET_IO.newValue(i)]));
     }
     let token: string;
     if (options.sampling) {
