@@ -54,6 +54,25 @@ describe('model/onnx builder', () => {
     expectClose(floats(out.y), expected, FP32_TOLERANCE);
   });
 
+  it('prunes the nodes nothing reads, chains of them included, and keeps what outputs and subgraphs read', () => {
+    const b = new GraphBuilder('prune');
+    const x = b.input('x', 'float32', [2]);
+    const kept = b.op('Relu', [x]);
+    b.op('Neg', [b.op('Exp', [x])]); // a dead chain of two nodes
+    const outer = b.op('Abs', [x]); // read only from inside a subgraph
+    const inner = new GraphBuilder('inner');
+    inner.outerValue(outer, 'float32');
+    inner.output(inner.op('Sqrt', [outer]), 'float32', [2], 'inner_out');
+    const branches = ['then_branch', 'else_branch'].map((name) => ({ name, type: OnnxAttributeType.GRAPH, g: inner.toModel().graph }));
+    b.adoptNodes([{ name: 'if', op_type: 'If', domain: '', input: [b.constant('bool', [true], [])], output: ['branch'], attribute: branches }], { branch: 'float32' });
+    b.output(b.op('Add', [kept, 'branch']), 'float32', [2], 'y');
+    expect(b.pruneUnusedNodes()).to.equal(2);
+    const ops = b.toModel().graph.node.map((n) => n.op_type);
+    expect(ops).to.include.members(['Relu', 'Abs', 'If', 'Add', 'Identity']);
+    expect(ops).to.not.include.members(['Exp', 'Neg']);
+    expect(b.pruneUnusedNodes()).to.equal(0);
+  });
+
   it('encodes attributes by kind', () => {
     const b = new GraphBuilder('attrs');
     const x = b.input('x', 'float32', [2]);

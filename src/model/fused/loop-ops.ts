@@ -86,6 +86,9 @@ export function addLoop(outer: GraphBuilder, body: GraphBuilder, spec: { name: s
     body.output(value, c.dtype, c.shape, `${c.body}_out`);
   }
   for (const scan of scans) body.output(scan.value, scan.dtype, scan.shape, `it/${scan.name}_scan`);
+  // Inlined graphs' outputs the body ignores (new_key_i where the loop keeps the graph's own concatenation,
+  // the argmax in a sampling variant) would still run, one node each per iteration.
+  body.pruneUnusedNodes();
   const condTrue = outer.initializer(`${spec.name}/cond_true`, 'bool', [], [true]);
   const loop: NodeProto = {
     name: spec.name,

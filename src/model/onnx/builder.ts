@@ -5,7 +5,7 @@
 import { encodeAttributes, type Attributes } from './attributes.js';
 import { ONNX_DATA_TYPE, type DType, type HostData } from './dtypes.js';
 import { buildModelProto, saveModel, type BuiltGraph, type InitializerEntry, type SavedModel, type SaveOptions } from './model-file.js';
-import { encodeModel, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { encodeModel, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { tensorBytes } from './tensor-bytes.js';
 import { inferOutputDtypes } from './type-inference.js';
 
@@ -257,6 +257,25 @@ export class GraphBuilder {
     return this.initializers.reduce((sum, init) => sum + init.bytes.byteLength, 0);
   }
 
+  /**
+   * Removes the nodes whose outputs nothing reads (no other node, no graph output, no subgraph), until
+   * none is left: an inlined graph's outputs that its caller ignores are then not computed at all.
+   * Returns how many nodes went.
+   */
+  pruneUnusedNodes(): number {
+    const before = this.nodes.length;
+    for (;;) {
+      const read = new Set<string>(this.outputs.map((o) => o.name));
+      for (const node of this.nodes) {
+        for (const input of node.input) read.add(input);
+        for (const attribute of node.attribute ?? []) if (attribute.g) for (const name of namesReadBy(attribute.g)) read.add(name);
+      }
+      const kept = this.nodes.filter((node) => node.output.some((output) => output !== '' && read.has(output)));
+      if (kept.length === this.nodes.length) return before - kept.length;
+      this.nodes.splice(0, this.nodes.length, ...kept);
+    }
+  }
+
   toGraph(): BuiltGraph {
     return {
       name: this.name,
@@ -329,3 +348,8 @@ export class GraphBuilder {
 }
 
 export type { DType, HostData, SavedModel, SaveOptions };
+
+/** Every value name a graph's nodes read, its nested subgraphs' included (outer-scope references among them). */
+function namesReadBy(graph: GraphProto): string[] {
+  return graph.node.flatMap((node) => [...node.input, ...(node.attribute ?? []).flatMap((a) => (a.g ? namesReadBy(a.g) : []))]);
+}
