@@ -13,7 +13,7 @@
  */
 import { UserError } from '../util/errors.js';
 import type { EagleArchitecture } from './eagle-config.js';
-import { declareDecoderInputs, decoderGraphBuilder, decoderStack, DIM_SEQUENCE, embeddingTable, loadDecoderLayerWeights, setGraphMetadata, TARGET_IO, type GraphOps } from './llama-graph.js';
+import { declareDecoderInputs, decoderGraphBuilder, decoderStack, DIM_SEQUENCE, embeddingTable, loadDecoderLayerWeights, residualValue, setGraphMetadata, TARGET_IO, type GraphOps } from './llama-graph.js';
 import type { GraphBuilder } from './onnx/builder.js';
 import type { FloatDType } from './onnx/dtypes.js';
 import { linear } from './onnx/ops.js';
@@ -56,11 +56,11 @@ export function buildEagleDraftGraph(eagle: EagleArchitecture, head: Float32Weig
   const embedTable = embeddingTable(targetWeights, { vocabSize: arch.vocabSize, hiddenSize: d });
   const fcWeight = headWeights.linearWeight('fc.weight', 2 * d, d);
   const fcBias = eagle.fcBias ? headWeights.tensor('fc.bias', [d]) : undefined;
-  const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(headWeights, arch, `layers.${i}`, i !== 0));
+  const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(headWeights, arch, `layers.${i}`, i !== 0, ops));
 
   // EAGLE's order: the token's embedding first, then the feature.
   const fused = b.scope('fc', () => linear(b, b.op('Concat', [embedTable.lookup(inputs.inputIds), feature], { axis: -1 }), fcWeight, fcBias));
-  const out = decoderStack(b, fused, layers, arch, inputs, dtype, ops);
+  const out = residualValue(b, decoderStack(b, fused, layers, arch, inputs, dtype, ops));
   b.output(out, dtype, [1, DIM_SEQUENCE, d], EAGLE_IO.out);
 
   setGraphMetadata(b, 'eagle', dtype, arch, ops);

@@ -83,13 +83,30 @@ export interface TargetGraphOptions {
   name?: string;
 }
 
-export interface DecoderLayerWeights {
+interface LayerNorms {
   /** Absent in EAGLE draft layers, whose input is already normalized. */
   inputNorm?: string;
-  attention: SelfAttentionWeights;
   postAttentionNorm: string;
+}
+
+/** A layer's weights as the standard operators use them: one initializer per Hugging Face tensor. */
+export interface StandardLayerWeights extends LayerNorms {
+  ops: 'standard';
+  attention: SelfAttentionWeights;
   mlp: { gate: string; up: string; down: string };
 }
+
+/**
+ * The fused operators' layer weights: q/k/v and gate/up packed side by side ([d, q+2kv], [d, 2I]), so
+ * one MatMul and a Split replace three and two (each node costs onnxruntime host time).
+ */
+export interface FusedLayerWeights extends LayerNorms {
+  ops: 'fused';
+  attention: { qkv: string; qkvBias?: string; o: string; oBias?: string };
+  mlp: { gateUp: string; down: string };
+}
+
+export type DecoderLayerWeights = StandardLayerWeights | FusedLayerWeights;
 
 /** What every layer of a graph shares: its past K/V, and the position and mask tables computed once. */
 export type DecoderLayerContext = { pastKey: string; pastValue: string } & (
@@ -98,8 +115,29 @@ export type DecoderLayerContext = { pastKey: string; pastValue: string } & (
   | { ops: 'fused'; rotary: RotaryTables; mask: string }
 );
 
+/**
+ * The residual stream between layers: its running `sum`, plus (fused operators) the last layer's MLP
+ * output not yet added, which the next RMSNorm adds in the same node (SkipSimplifiedLayerNormalization).
+ */
+export interface ResidualStream {
+  sum: string;
+  pending?: string;
+}
+
+/** The stream's value: `sum + pending`. */
+export function residualValue(b: GraphBuilder, stream: ResidualStream): string {
+  return stream.pending === undefined ? stream.sum : b.op('Add', [stream.sum, stream.pending]);
+}
+
+/** RMSNorm of the stream's value, in the operator set's form (fused: the pending addend added by the norm node). */
+export function normalizedStream(b: GraphBuilder, stream: ResidualStream, weight: string, eps: number, ops: GraphOps): string {
+  if (ops === 'standard') return rmsNorm(b, residualValue(b, stream), weight, eps);
+  if (stream.pending === undefined) return fusedRmsNorm(b, stream.sum, weight, eps);
+  return fusedSkipRmsNorm(b, stream.pending, stream.sum, weight, eps).normalized;
+}
+
 interface DecoderLayerResult {
-  output: string;
+  output: ResidualStream;
   newKey: string;
   newValue: string;
 }
@@ -107,37 +145,55 @@ interface DecoderLayerResult {
 /** One pre-norm decoder layer: `x + attn(norm(x))`, then `+ mlp(norm(·))`. */
 export function decoderLayer(
   b: GraphBuilder,
-  x: string,
+  x: ResidualStream,
   weights: DecoderLayerWeights,
   arch: DecoderArchitecture,
   context: DecoderLayerContext,
 ): DecoderLayerResult {
-  if (context.ops === 'fused') return fusedDecoderLayer(b, x, weights, arch, context);
-  const attentionInput = weights.inputNorm ? rmsNorm(b, x, weights.inputNorm, arch.rmsNormEps) : x;
+  const mismatch = () => new Error(`layer weights for ${weights.ops} operators in a ${context.ops} graph`);
+  if (weights.ops === 'fused') {
+    if (context.ops !== 'fused') throw mismatch();
+    return fusedDecoderLayer(b, x, weights, arch, context);
+  }
+  if (context.ops !== 'standard') throw mismatch();
+  const input = residualValue(b, x);
+  const attentionInput = weights.inputNorm ? rmsNorm(b, input, weights.inputNorm, arch.rmsNormEps) : input;
   const attention = selfAttention(b, attentionInput, weights.attention, arch, context);
-  const afterAttention = b.op('Add', [x, attention.output]);
+  const afterAttention = b.op('Add', [input, attention.output]);
   const mlpOutput = swiGluMlp(b, rmsNorm(b, afterAttention, weights.postAttentionNorm, arch.rmsNormEps), weights.mlp);
-  return { output: b.op('Add', [afterAttention, mlpOutput]), newKey: attention.newKey, newValue: attention.newValue };
+  return { output: { sum: b.op('Add', [afterAttention, mlpOutput]) }, newKey: attention.newKey, newValue: attention.newValue };
 }
 
-/** The same layer from fused ops; the residual add after attention is part of the second norm. */
+/**
+ * The same layer from fused ops. Both residual adds are parts of norm nodes: the one after attention of
+ * the post-attention norm, the one after the MLP (left pending in the stream) of the next layer's input
+ * norm or the final norm.
+ */
 function fusedDecoderLayer(
   b: GraphBuilder,
-  x: string,
-  weights: DecoderLayerWeights,
+  x: ResidualStream,
+  weights: FusedLayerWeights,
   arch: DecoderArchitecture,
   context: Extract<DecoderLayerContext, { ops: 'fused' }>,
 ): DecoderLayerResult {
   const eps = arch.rmsNormEps;
-  const attentionInput = weights.inputNorm ? fusedRmsNorm(b, x, weights.inputNorm, eps) : x;
+  let residual: string;
+  let attentionInput: string;
+  if (weights.inputNorm && x.pending !== undefined) {
+    const norm = fusedSkipRmsNorm(b, x.pending, x.sum, weights.inputNorm, eps);
+    [residual, attentionInput] = [norm.sum, norm.normalized];
+  } else {
+    residual = residualValue(b, x);
+    attentionInput = weights.inputNorm ? fusedRmsNorm(b, residual, weights.inputNorm, eps) : residual;
+  }
   const { output: attended, newKey, newValue } = b.scope('self_attn', () => {
     const { numHeads, numKvHeads, headDim } = arch;
     const w = weights.attention;
     const kvWidth = numKvHeads * headDim;
     const reshape = (value: string, dims: number[]) => b.op('Reshape', [value, b.constant('int64', dims)]);
-    const query = fusedRope(b, linear(b, attentionInput, w.q, w.qBias), context.rotary, numHeads);
-    const key = fusedRope(b, linear(b, attentionInput, w.k, w.kBias), context.rotary, numKvHeads);
-    const value = linear(b, attentionInput, w.v, w.vBias);
+    const [q, k, value] = b.node('Split', [linear(b, attentionInput, w.qkv, w.qkvBias), b.constant('int64', [numHeads * headDim, kvWidth, kvWidth])], { outputs: 3, attributes: { axis: -1 } });
+    const query = fusedRope(b, q, context.rotary, numHeads);
+    const key = fusedRope(b, k, context.rotary, numKvHeads);
     const allKeys = b.op('Concat', [reshape(context.pastKey, [0, 0, kvWidth]), key], { axis: 1 });
     const allValues = b.op('Concat', [reshape(context.pastValue, [0, 0, kvWidth]), value], { axis: 1 });
     const context3d = fusedAttention(b, { query, keys: allKeys, values: allValues, mask: context.mask }, arch);
@@ -147,18 +203,53 @@ function fusedDecoderLayer(
       newValue: reshape(value, [0, 0, numKvHeads, headDim]),
     };
   });
-  const { normalized, sum } = fusedSkipRmsNorm(b, attended, x, weights.postAttentionNorm, eps);
-  return { output: b.op('Add', [sum, swiGluMlp(b, normalized, weights.mlp)]), newKey, newValue };
+  const { normalized, sum } = fusedSkipRmsNorm(b, attended, residual, weights.postAttentionNorm, eps);
+  const mlp = b.scope('mlp', () => {
+    const [gate, up] = b.node('Split', [linear(b, normalized, weights.mlp.gateUp), b.constant('int64', [arch.intermediateSize, arch.intermediateSize])], { outputs: 2, attributes: { axis: -1 } });
+    return linear(b, b.op('Mul', [b.op('Mul', [gate, b.op('Sigmoid', [gate])]), up]), weights.mlp.down);
+  });
+  return { output: { sum, pending: mlp }, newKey, newValue };
 }
 
-/** Loads layer `i`'s weights under their Hugging Face names. */
-export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArchitecture, prefix: string, withInputNorm = true): DecoderLayerWeights {
+/**
+ * Loads layer `i`'s weights under their Hugging Face names; for fused operators q/k/v are packed as
+ * `…self_attn.qkv_proj.weight` (and `.bias`) and gate/up as `…mlp.gate_up_proj.weight`.
+ */
+export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArchitecture, prefix: string, withInputNorm = true, ops: GraphOps = 'standard'): DecoderLayerWeights {
   const d = arch.hiddenSize;
   const qWidth = arch.numHeads * arch.headDim;
   const kvWidth = arch.numKvHeads * arch.headDim;
   const bias = (name: string, width: number) => weights.tensor(`${prefix}.self_attn.${name}.bias`, [width]);
+  // Read in the checkpoint's layer order (input norm, attention, post-attention norm, MLP): it is the
+  // order of the tensors in weights.data.
+  const inputNorm = withInputNorm ? weights.tensor(`${prefix}.input_layernorm.weight`, [d]) : undefined;
+  const postAttentionNorm = () => weights.tensor(`${prefix}.post_attention_layernorm.weight`, [d]);
+  if (ops === 'fused') {
+    const projections = [
+      { name: 'q_proj', width: qWidth },
+      { name: 'k_proj', width: kvWidth },
+      { name: 'v_proj', width: kvWidth },
+    ];
+    const attention = `${prefix}.self_attn`;
+    return {
+      ops,
+      inputNorm,
+      attention: {
+        qkv: weights.packedLinearWeight(`${attention}.qkv_proj.weight`, d, projections.map((p) => ({ name: `${attention}.${p.name}.weight`, outFeatures: p.width }))),
+        qkvBias: arch.qkvBias ? weights.packedTensor(`${attention}.qkv_proj.bias`, projections.map((p) => ({ name: `${attention}.${p.name}.bias`, length: p.width }))) : undefined,
+        o: weights.linearWeight(`${attention}.o_proj.weight`, qWidth, d),
+        oBias: arch.outputBias ? bias('o_proj', d) : undefined,
+      },
+      postAttentionNorm: postAttentionNorm(),
+      mlp: {
+        gateUp: weights.packedLinearWeight(`${prefix}.mlp.gate_up_proj.weight`, d, ['gate_proj', 'up_proj'].map((name) => ({ name: `${prefix}.mlp.${name}.weight`, outFeatures: arch.intermediateSize }))),
+        down: weights.linearWeight(`${prefix}.mlp.down_proj.weight`, arch.intermediateSize, d),
+      },
+    };
+  }
   return {
-    inputNorm: withInputNorm ? weights.tensor(`${prefix}.input_layernorm.weight`, [d]) : undefined,
+    ops,
+    inputNorm,
     attention: {
       q: weights.linearWeight(`${prefix}.self_attn.q_proj.weight`, d, qWidth),
       k: weights.linearWeight(`${prefix}.self_attn.k_proj.weight`, d, kvWidth),
@@ -169,7 +260,7 @@ export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArch
       vBias: arch.qkvBias ? bias('v_proj', kvWidth) : undefined,
       oBias: arch.outputBias ? bias('o_proj', d) : undefined,
     },
-    postAttentionNorm: weights.tensor(`${prefix}.post_attention_layernorm.weight`, [d]),
+    postAttentionNorm: postAttentionNorm(),
     mlp: {
       gate: weights.linearWeight(`${prefix}.mlp.gate_proj.weight`, d, arch.intermediateSize),
       up: weights.linearWeight(`${prefix}.mlp.up_proj.weight`, d, arch.intermediateSize),
@@ -214,18 +305,19 @@ export function declareDecoderInputs(b: GraphBuilder, numLayers: number, kv: { n
 }
 
 /**
- * Runs `x` through decoder layers, declaring each layer's new K/V rows as the outputs
- * new_key_i / new_value_i, and returns the last layer's output.
+ * Runs `input` through decoder layers, declaring each layer's new K/V rows as the outputs
+ * new_key_i / new_value_i, and returns the residual stream after the last layer.
  */
 export function decoderStack(
   b: GraphBuilder,
-  x: string,
+  input: string,
   layers: readonly DecoderLayerWeights[],
   arch: DecoderArchitecture,
   inputs: DecoderInputs,
   dtype: FloatDType,
   ops: GraphOps = 'standard',
-): string {
+): ResidualStream {
+  let x: ResidualStream = { sum: input };
   const invFreq = b.initializer('rope.inv_freq', 'float32', [arch.headDim / 2], ropeInverseFrequencies(arch.headDim, arch.ropeTheta, arch.ropeScaling));
   const shared =
     ops === 'fused'
@@ -267,11 +359,11 @@ export function buildLlamaTargetGraph(arch: DecoderArchitecture, source: Float32
   const weights = new WeightLoader(b, source, dtype, options.storage);
   const inputs = declareDecoderInputs(b, arch.numLayers, arch, dtype);
 
-  const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(weights, arch, `model.layers.${i}`));
-  const x = decoderStack(b, embeddingTable(weights, arch).lookup(inputs.inputIds), layers, arch, inputs, dtype, ops);
+  const layers = Array.from({ length: arch.numLayers }, (_, i) => loadDecoderLayerWeights(weights, arch, `model.layers.${i}`, true, ops));
+  const stream = decoderStack(b, embeddingTable(weights, arch).lookup(inputs.inputIds), layers, arch, inputs, dtype, ops);
 
   const finalNorm = weights.tensor('model.norm.weight', [arch.hiddenSize]);
-  const hidden = b.scope('final', () => (ops === 'fused' ? fusedRmsNorm : rmsNorm)(b, x, finalNorm, arch.rmsNormEps));
+  const hidden = b.scope('final', () => normalizedStream(b, stream, finalNorm, arch.rmsNormEps, ops));
   b.output(hidden, dtype, [1, DIM_SEQUENCE, arch.hiddenSize], TARGET_IO.hidden);
 
   const logits = sequenceLogits(b, hidden, lmHeadTable(weights, arch));

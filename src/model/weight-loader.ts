@@ -87,6 +87,33 @@ export class WeightLoader {
     return this.stored(name, [inFeatures, outFeatures], transpose2d(data, outFeatures, inFeatures));
   }
 
+  /**
+   * Several linear layers over the same input packed into one weight [inFeatures, Σ outFeatures] (their
+   * columns side by side, in `parts` order), stored as `name`: one MatMul computes all of them.
+   */
+  packedLinearWeight(name: string, inFeatures: number, parts: readonly { name: string; outFeatures: number }[]): string {
+    const total = parts.reduce((sum, part) => sum + part.outFeatures, 0);
+    const packed = new Float32Array(inFeatures * total);
+    let column = 0;
+    for (const part of parts) {
+      const weight = transpose2d(this.read(part.name, [part.outFeatures, inFeatures]), part.outFeatures, inFeatures);
+      for (let row = 0; row < inFeatures; row++) packed.set(weight.subarray(row * part.outFeatures, (row + 1) * part.outFeatures), row * total + column);
+      column += part.outFeatures;
+    }
+    return this.stored(name, [inFeatures, total], packed);
+  }
+
+  /** Vectors (biases) concatenated in `parts` order and stored as `name`. */
+  packedTensor(name: string, parts: readonly { name: string; length: number }[]): string {
+    const packed = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      packed.set(this.read(part.name, [part.length]), offset);
+      offset += part.length;
+    }
+    return this.stored(name, [packed.length], packed);
+  }
+
   /** An embedding table or LM head [rows, cols], once per name (a tied table serves both uses). */
   vocabTable(name: string, rows: number, cols: number): VocabTable {
     let table = this.vocabTables.get(name);

@@ -148,7 +148,9 @@ describe('model/export (fr-spec export)', () => {
       const count = (m: typeof after, op: string) => m.graph.node.filter((n) => n.op_type === op).length;
       expect(count(after, 'Attention'), file).to.equal(numLayers);
       expect(count(after, 'RotaryEmbedding'), file).to.equal(2 * numLayers);
-      expect(count(after, 'SkipSimplifiedLayerNormalization'), file).to.equal(numLayers);
+      // Residual adds live in norm nodes: each layer's post-attention norm, the input norms of layers after the
+      // first and the final norm (target and draft; the EAGLE graph has no final norm and outputs a plain sum).
+      expect(count(after, 'SkipSimplifiedLayerNormalization'), file).to.equal(file === 'eagle.onnx' ? 2 * numLayers - 1 : 2 * numLayers);
       for (const gone of ['Softmax', 'Sqrt', 'Neg', 'Transpose']) expect(count(after, gone), `${file}: ${gone}`).to.equal(0);
       expect(after.graph.input.map((i) => i.name), file).to.deep.equal(before.graph.input.map((i) => i.name));
       expect(after.graph.output.map((o) => o.name), file).to.deep.equal(before.graph.output.map((o) => o.name));
@@ -156,7 +158,32 @@ describe('model/export (fr-spec export)', () => {
       const perLayer = (m: typeof after) => m.graph.node.filter((n) => /layers\.\d+\//.test(n.name)).length / numLayers;
       expect(perLayer(after), file).to.be.at.most(0.4 * perLayer(before));
     }
-    expect(readFileSync(join(fused, 'weights.data')).equals(readFileSync(join(standard, 'weights.data'))), 'the same weights').to.equal(true);
+    // The same weights, with q/k/v and gate/up packed side by side: row r of a packed [in, Σ out] weight is
+    // row r of each part, in order.
+    const tensorsOf = (dir: string) => {
+      const data = readFileSync(join(dir, 'weights.data'));
+      const stored = storedTensors(dir, ['target.onnx', 'eagle.onnx']);
+      return (name: string) => {
+        const t = stored.find((s) => s.name === name)!;
+        expect(t, `${dir}: ${name}`).to.not.equal(undefined);
+        return { dims: t.dims.map(Number), bytes: data.subarray(t.offset, t.offset + t.length) };
+      };
+    };
+    const [standardTensor, fusedTensor] = [tensorsOf(standard), tensorsOf(fused)];
+    const packs = [
+      ['self_attn.qkv_proj.weight', ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight']],
+      ['mlp.gate_up_proj.weight', ['mlp.gate_proj.weight', 'mlp.up_proj.weight']],
+    ] as const;
+    for (const prefix of ['model.layers.0.', 'model.layers.1.', 'layers.0.']) {
+      for (const [packedName, partNames] of packs) {
+        const packed = fusedTensor(prefix + packedName);
+        const parts = partNames.map((name) => standardTensor(prefix + name));
+        const rows = packed.dims[0];
+        expect(packed.dims, prefix + packedName).to.deep.equal([rows, parts.reduce((sum, p) => sum + p.dims[1], 0)]);
+        const rowBytes = (t: { dims: number[]; bytes: Buffer }, r: number) => t.bytes.subarray((r * t.bytes.length) / t.dims[0], ((r + 1) * t.bytes.length) / t.dims[0]);
+        for (let r = 0; r < rows; r++) expect(rowBytes(packed, r).equals(Buffer.concat(parts.map((p) => rowBytes(p, r)))), `${prefix}${packedName} row ${r}`).to.equal(true);
+      }
+    }
   });
 
   describe('bad input', () => {
