@@ -58,7 +58,8 @@ export const DIM_TOTAL = 'total_sequence_length';
 /**
  * Which operators the decoder graphs are built from: 'standard' ai.onnx opset-21 ops that every
  * runtime has, or 'fused' single-node RMSNorm, RoPE and attention (onnx/fused-ops.ts: opset 23 and
- * onnxruntime's contrib ops), ≈ 2.5× fewer nodes per layer. Same inputs, outputs and weights.
+ * onnxruntime's contrib ops), ≈ 3× fewer nodes per layer. Same inputs and outputs; the fused layers' q/k/v
+ * and gate/up weights are packed (see loadDecoderLayerWeights).
  */
 export type GraphOps = 'standard' | 'fused';
 export const GRAPH_OPS: readonly GraphOps[] = ['standard', 'fused'];

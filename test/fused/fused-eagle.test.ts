@@ -19,7 +19,7 @@ import { loadVocabMap } from '../../src/engine/vocab-map.js';
 import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/model/fused/eagle-loop.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, sameTreesAsHost, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -34,11 +34,12 @@ async function hostRun(model: EngineModel, tree: TreeShape, subset: number[] | u
   return generator.generate(c.prompt, caseOptions(c));
 }
 
-async function expectSame(model: EngineModel, fused: FusedEagle, tree: TreeShape, subset: number[] | undefined, c: FusedCase, sameTrees: boolean, chunks: (number | undefined)[] = [undefined, 1, 5]): Promise<GenerationResult> {
+/** Same tokens, and the same cycles: the loop drafts the host's trees (fp16 too, since its forwards have the host's shapes). */
+async function expectSame(model: EngineModel, fused: FusedEagle, tree: TreeShape, subset: number[] | undefined, c: FusedCase, chunks: (number | undefined)[] = [undefined, 1, 5]): Promise<GenerationResult> {
   const reference = await hostRun(model, tree, subset, c);
   for (const chunk of chunks) {
     const { result, label } = await expectFusedRunEqualsHost(fused, reference, c, chunk);
-    if (sameTrees) expect(result.stats.cycles, `${label}: cycles`).to.equal(reference.stats.cycles);
+    expect(result.stats.cycles, `${label}: cycles`).to.equal(reference.stats.cycles);
   }
   return reference;
 }
@@ -91,13 +92,12 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
           it(`${subset ? 'fr-spec' : 'eagle2'}, tree ${label}: budget, a 300-token prompt, stop ids`, async () => {
             const fused = await FusedEagle.create(model, { tree, vocabSubset: subset, threads: 1 });
             try {
-              const sameTrees = sameTreesAsHost(name);
-              expect((await expectSame(model, fused, tree, subset, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 }, sameTrees)).stopReason).to.equal('max-new-tokens');
-              expect((await expectSame(model, fused, tree, subset, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 }, sameTrees)).tokens).to.have.lengthOf(2);
-              await expectSame(model, fused, tree, subset, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 30 }, sameTrees, [undefined]);
+              expect((await expectSame(model, fused, tree, subset, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 })).stopReason).to.equal('max-new-tokens');
+              expect((await expectSame(model, fused, tree, subset, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 })).tokens).to.have.lengthOf(2);
+              await expectSame(model, fused, tree, subset, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 30 }, [undefined]);
               const free = await hostRun(model, tree, subset, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 30 });
               for (const at of [0, 3, 11]) {
-                const reference = await expectSame(model, fused, tree, subset, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 30, stopIds: [free.tokens[at], VOCAB + 5] }, sameTrees, [undefined, 4]);
+                const reference = await expectSame(model, fused, tree, subset, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 30, stopIds: [free.tokens[at], VOCAB + 5] }, [undefined, 4]);
                 expect(reference.stopReason).to.equal('stop-token');
               }
             } finally {
@@ -114,7 +114,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const tree = { depth: 4, topK: 4, tokens: 16 };
     const fused = await FusedEagle.create(model, { tree, threads: 1 });
     try {
-      const reference = await expectSame(model, fused, tree, undefined, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 }, true);
+      const reference = await expectSame(model, fused, tree, undefined, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 });
       expect(reference.stopReason).to.equal('context-length');
       expect(reference.tokens).to.have.lengthOf(26 - SHORT_PROMPT.length);
     } finally {
@@ -180,9 +180,9 @@ describe('fused eagle loop on the demo models (CPU)', function () {
       const fused = await FusedEagle.create(model, { tree, vocabSubset: subset });
       try {
         const eos = model.config.eos_token_ids;
-        await expectSame(model, fused, tree, subset, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos }, true, [undefined, 16]);
+        await expectSame(model, fused, tree, subset, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos }, [undefined, 16]);
         const free = await hostRun(model, tree, subset, { name: '', prompt: PROMPT, maxNewTokens: 20 });
-        const reference = await expectSame(model, fused, tree, subset, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[7]] }, true, [undefined]);
+        const reference = await expectSame(model, fused, tree, subset, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[7]] }, [undefined]);
         expect(reference.stopReason).to.equal('stop-token');
       } finally {
         await fused.release();

@@ -23,8 +23,6 @@ export const caseOptions = (c: FusedCase): GenerateOptions => ({ maxNewTokens: c
 
 export const FUSED_MODEL_SETS = ['fp32', 'fp16', 'fp32, fused ops', 'fp16, fused ops'] as const;
 export type FusedModelSet = (typeof FUSED_MODEL_SETS)[number];
-/** fp32 sets draft the same trees as the host engine (fp16 may break near-ties differently). */
-export const sameTreesAsHost = (set: FusedModelSet) => set.startsWith('fp32');
 
 /**
  * Writes the tiny model sets (fp32 and fp16 graphs, standard and fused ops) before the suite and
