@@ -188,16 +188,18 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
    * Additive attention bias [1,1,S,L+X]: every cached row visible, then the 0/1 visibility of the
    * extra columns [S,X]. `rowCount` is S, or a [1] int64 value when S is only known at run time.
    */
-  const biasOf = (rowCount: number | string, extra: string) => {
+  const cacheColumns = (rowCount: number | string) => {
     const rowsDim = typeof rowCount === 'number' ? i64([rowCount]) : rowCount;
-    const cache = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [rowsDim, cachedRows], { axis: 0 })]);
-    const bias = b.op('Concat', [cache, additive(b.op('Greater', [extra, b.scalar('float32', 0.5)]))], { axis: 1 });
-    return b.op('Unsqueeze', [bias, i64([0, 1])]);
+    return b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [rowsDim, cachedRows], { axis: 0 })]);
   };
+  /** The bias from the cache's all-zero columns [S,L] and the extra columns' additive bias [S,X]. */
+  const withCache = (cache: string, extraBias: string) => b.op('Unsqueeze', [b.op('Concat', [cache, extraBias], { axis: 1 }), i64([0, 1])]);
+  const biasOf = (rowCount: number | string, extra: string) => withCache(cacheColumns(rowCount), additive(b.op('Greater', [extra, b.scalar('float32', 0.5)])));
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
   const kRange = i64(range(k));
-  const oneHot = (rowsOfK: string) => b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
+  /** [k,k] additive bias: row j sees column rowsOfK[j] only. */
+  const oneHotBias = (rowsOfK: string) => additive(b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])]));
   /**
    * The host engine feeds a decoder bucketSize(S) rows for S real ones (src/engine/decoder.ts); the
    * loop pads the same way, so each forward has the host's shapes, hence its kernels and rounding.
@@ -220,15 +222,17 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     let frontierTokens = rootIds;
     let frontierScores = rootScores;
     let parentRow: string | undefined; // row of the previous expansion each frontier node hangs off
-    let ancestors: string | undefined; // [k, e·k] 0/1: scratch rows each frontier node sees
+    let ancestors: string | undefined; // [k, e·k] additive bias: the scratch rows each frontier node sees
     let previousOut: string | undefined;
     const scratchKeys: string[][] = eagleLayers.map(() => []);
     const scratchValues: string[][] = eagleLayers.map(() => []);
 
     const kb = bucketSize(k);
     const pad = (value: string) => (kb === k ? value : b.op('Gather', [value, padIndex(k)], { axis: 0 }));
-    // Each candidate sees itself among the kb rows of its expansion.
-    const self = b.constant('float32', range(k * kb).map((x) => (Math.floor(x / kb) === x % kb ? 1 : 0)), [k, kb]);
+    // Each candidate sees itself among the kb rows of its expansion; every expansion sees all L cached rows.
+    const self = b.constant('float32', range(k * kb).map((x) => (Math.floor(x / kb) === x % kb ? 0 : MASKED)), [k, kb]);
+    const expansionCache = cacheColumns(kb);
+    const lengthRow = b.op('Reshape', [length, i64([1, 1])]);
     for (let e = 0; e < depth - 1; e++) {
       const feature =
         e === 0
@@ -238,8 +242,8 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       const inputs: Record<string, string> = {
         [EAGLE_IO.inputIds]: b.op('Reshape', [pad(frontierTokens), i64([1, kb])]),
         [EAGLE_IO.feature]: feature,
-        [EAGLE_IO.positionIds]: positionsAt(i64(range(kb).map(() => e)), kb),
-        [EAGLE_IO.attentionBias]: biasOf(kb, pad(extra)),
+        [EAGLE_IO.positionIds]: b.op('Add', [lengthRow, b.constant('int64', new Array<number>(kb).fill(e), [1, kb])]),
+        [EAGLE_IO.attentionBias]: withCache(expansionCache, pad(extra)),
       };
       for (const j of eagleLayers) {
         inputs[TARGET_IO.pastKey(j)] = e === 0 ? CARRIED.eagleKey(j) : b.op('Concat', [CARRIED.eagleKey(j), ...scratchKeys[j]], { axis: 1 });
@@ -264,7 +268,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       parentRow = b.op('Div', [best, s64(k)]);
       frontierTokens = b.op('Gather', [childTokens, best], { axis: 0 });
       frontierScores = bestScores;
-      ancestors = ancestors === undefined ? oneHot(parentRow) : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 0 }), oneHot(parentRow)], { axis: 1 });
+      ancestors = ancestors === undefined ? oneHotBias(parentRow) : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 0 }), oneHotBias(parentRow)], { axis: 1 });
       previousOut = out;
     }
     const cat = (parts: string[]) => (parts.length === 1 ? parts[0] : b.op('Concat', parts, { axis: 0 }));
