@@ -14,9 +14,9 @@
  * 3. accept: a node is accepted when every node on its path matches its parent's argmax; the deepest
  *    accepted node gives the path, the bonus token and the count n;
  * 4. commit: the target's caches keep their L rows and the path's rows (one Gather from the verify
- *    forward's own concatenation of cache and tree rows), the head
- *    catches up on the n committed tokens (fed with the target's features at the path) and appends
- *    their rows to its caches, and its last `out` becomes the next `root_out`.
+ *    forward's own concatenation of cache and tree rows); the head catches up on the n committed
+ *    tokens (fed with the target's features at the path) and appends their rows to its caches, and
+ *    its last `out` becomes the next `root_out`.
  *
  * Both caches are carried at their exact length L (the rows they hold), so every forward sees the
  * past the host engine's forward sees: no padded rows, no mask over unused rows. The tree's shape is
@@ -184,16 +184,14 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const length = b.op('Squeeze', [cachedRows, i64([0])]);
   // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
   const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
-  /**
-   * Additive attention bias [1,1,S,L+X]: every cached row visible, then the 0/1 visibility of the
-   * extra columns [S,X]. `rowCount` is S, or a [1] int64 value when S is only known at run time.
-   */
+  /** The bias's cache columns [S,L], all zero (every cached row visible); `rowCount` is S, or a [1] int64 value known at run time. */
   const cacheColumns = (rowCount: number | string) => {
     const rowsDim = typeof rowCount === 'number' ? i64([rowCount]) : rowCount;
     return b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [rowsDim, cachedRows], { axis: 0 })]);
   };
   /** The bias from the cache's all-zero columns [S,L] and the extra columns' additive bias [S,X]. */
   const withCache = (cache: string, extraBias: string) => b.op('Unsqueeze', [b.op('Concat', [cache, extraBias], { axis: 1 }), i64([0, 1])]);
+  /** Additive attention bias [1,1,S,L+X] from the 0/1 visibility of the extra columns [S,X]. */
   const biasOf = (rowCount: number | string, extra: string) => withCache(cacheColumns(rowCount), additive(b.op('Greater', [extra, b.scalar('float32', 0.5)])));
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
