@@ -11,7 +11,7 @@ import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
-import { cacheConcatOf } from '../../src/model/fused/loop-ops.js';
+import { cacheCarryOf } from '../../src/model/fused/loop-ops.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
 import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
@@ -41,42 +41,50 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
   const dirs = tinyFusedModelSets('fr-spec-fused-');
 
   it('builds a Loop over the target graph that references the folder\'s weights instead of copying them', () => {
-    const target = decodeModel(readFileSync(join(dirs.fp32, 'target.onnx')));
-    const loop = buildVanillaLoopModel(target, { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' });
-    expect(loop.graph.node.map((n) => n.op_type)).to.deep.equal(['Loop']);
-    const body = loop.graph.node[0].attribute.find((a) => a.name === 'body')!;
-    expect(body.type).to.equal(OnnxAttributeType.GRAPH);
-    expect(body.g!.node.length).to.be.above(target.graph.node.length);
-    // iteration, cond, token, then each layer's key and value: the cache length is the caches' own row count.
-    expect(body.g!.input.map((i) => i.name)).to.have.lengthOf(3 + 2 * 2);
-    expect(body.g!.output.map((o) => o.name)).to.have.lengthOf(1 + 1 + 2 * 2 + 1);
-    // Each cache grows by one row per step: the carried cache is the target graph's own concatenation of
-    // past and new rows (reshaped), so nothing copies the cache again or rewrites a padded buffer.
-    const producer = (value: string) => {
-      let node = body.g!.node.find((n) => n.output.includes(value))!;
-      while (node.op_type === 'Identity') node = body.g!.node.find((n) => n.output.includes(node.input[0]))!;
-      return node;
-    };
-    const carriedKeys = body.g!.output.filter((o) => o.name.startsWith('it/key_')).map((o) => producer(o.name));
-    expect(carriedKeys.map((n) => n.op_type)).to.deep.equal(['Reshape', 'Reshape']);
-    for (const node of carriedKeys) expect(producer(node.input[0]).op_type).to.equal('Concat');
-    expect(body.g!.node.some((n) => n.op_type === 'Where' && n.input.some((i) => i.startsWith('it/key_')))).to.equal(false);
-    expect(loop.graph.output.map((o) => o.name)[0]).to.equal(LOOP_IO.tokens);
-    expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
-    const inline = loop.graph.initializer.filter((i) => i.data_location !== OnnxDataLocation.EXTERNAL);
-    expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
-  });
-
-  it('finds the concatenation of past and new K/V rows in both operator sets', () => {
     for (const set of ['fp32', 'fp32, fused ops'] as const) {
       const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
+      const loop = buildVanillaLoopModel(target, { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' });
+      const rank = set === 'fp32' ? 4 : 3;
+      // Standard operators: the Loop alone; fused operators carry [1,L,kvH·D] rows, reshaped once before and after it.
+      expect(loop.graph.node.filter((n) => n.op_type === 'Loop'), set).to.have.lengthOf(1);
+      expect(loop.graph.node.filter((n) => n.op_type === 'Reshape'), set).to.have.lengthOf(rank === 3 ? 2 * 2 * 2 : 0);
+      const body = loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!;
+      expect(body.type).to.equal(OnnxAttributeType.GRAPH);
+      expect(body.g!.node.length).to.be.above(target.graph.node.length - 2 * 2); // its new_key outputs' Reshapes are pruned
+      // iteration, cond, token, then each layer's key and value: the cache length is the caches' own row count.
+      expect(body.g!.input.map((i) => i.name)).to.have.lengthOf(3 + 2 * 2);
+      expect(body.g!.input.find((i) => i.name === 'it/key_0')!.type.tensor_type.shape!.dim, set).to.have.lengthOf(rank);
+      expect(body.g!.output.map((o) => o.name)).to.have.lengthOf(1 + 1 + 2 * 2 + 1);
+      // Each cache grows by one row per step: the carried cache is the target graph's own concatenation of
+      // past and new rows, so nothing copies the cache again, reshapes it per step or rewrites a padded buffer.
+      const producer = (value: string) => {
+        let node = body.g!.node.find((n) => n.output.includes(value))!;
+        while (node.op_type === 'Identity') node = body.g!.node.find((n) => n.output.includes(node.input[0]))!;
+        return node;
+      };
+      const carriedKeys = body.g!.output.filter((o) => o.name.startsWith('it/key_')).map((o) => producer(o.name));
+      expect(carriedKeys.map((n) => n.op_type), set).to.deep.equal(['Concat', 'Concat']);
+      expect(body.g!.node.some((n) => n.op_type === 'Where' && n.input.some((i) => i.startsWith('it/key_')))).to.equal(false);
+      expect(loop.graph.output.map((o) => o.name)[0]).to.equal(LOOP_IO.tokens);
+      expect(loop.graph.output.map((o) => o.name)).to.include.members([LOOP_IO.finalKey(0), LOOP_IO.finalValue(1)]);
+      expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
+      const inline = loop.graph.initializer.filter((i) => i.data_location !== OnnxDataLocation.EXTERNAL);
+      expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
+    }
+  });
+
+  it('finds the concatenation of past and new K/V rows, and its layout, in both operator sets', () => {
+    for (const [set, rank] of [['fp32', 4], ['fp32, fused ops', 3]] as const) {
+      const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
       for (const past of ['past_key_0', 'past_value_1']) {
-        const concat = target.graph.node.find((n) => n.output[0] === cacheConcatOf(target, past))!;
+        const carry = cacheCarryOf(target, past);
+        expect(carry.rank, set).to.equal(rank);
+        const concat = target.graph.node.find((n) => n.output[0] === carry.concat)!;
         expect(concat.op_type, set).to.equal('Concat');
         const first = target.graph.node.find((n) => n.output.includes(concat.input[0]));
         expect(first === undefined ? concat.input[0] : first.input[0], set).to.equal(past);
       }
-      expect(cacheConcatOf(target, 'input_ids'), set).to.equal(undefined);
+      expect(cacheCarryOf(target, 'input_ids'), set).to.deep.equal({ rank: 4 });
     }
   });
 

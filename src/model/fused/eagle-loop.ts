@@ -40,7 +40,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, cacheConcatOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -143,16 +143,21 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
   const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CACHED, kv.numKvHeads, kv.headDim];
+  // The target's caches are carried in the layout in which its graph concatenates them (cacheCarryOf).
+  const targetCaches = targetLayers.flatMap((i) => [
+    { past: TARGET_IO.pastKey(i), input: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), newRows: TARGET_IO.newKey(i) },
+    { past: TARGET_IO.pastValue(i), input: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), newRows: TARGET_IO.newValue(i) },
+  ]).map((cache) => {
+    const carry = cacheCarryOf(graphs.target, cache.past);
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, rank: carry.rank, rows: EAGLE_DIM_CACHED }) };
+  });
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
   const carried: CarriedValue[] = [
     { outer: EAGLE_LOOP_IO.rootToken, body: CARRIED.rootToken, final: EAGLE_LOOP_IO.finalRootToken, dtype: 'int64', shape: [1] },
     { outer: EAGLE_LOOP_IO.rootOut, body: CARRIED.rootOut, final: EAGLE_LOOP_IO.finalRootOut, dtype, shape: [1, d] },
     { initial: outer.initializer('eagle_loop/zero', 'int64', [], [0]), body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
-    ...targetLayers.flatMap((i): CarriedValue[] => [
-      { outer: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), dtype, shape: cacheShape(targetKv) },
-      { outer: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), dtype, shape: cacheShape(targetKv) },
-    ]),
+    ...targetCaches.map((c) => c.carried),
     ...eagleLayers.flatMap((j): CarriedValue[] => [
       { outer: EAGLE_LOOP_IO.eagleKey(j), body: CARRIED.eagleKey(j), final: EAGLE_LOOP_IO.finalEagleKey(j), dtype, shape: cacheShape(eagleKv) },
       { outer: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), dtype, shape: cacheShape(eagleKv) },
@@ -310,10 +315,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [TARGET_IO.positionIds]: positionsAt(padTree(treeOf.depths), Tb),
     [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(Tb, padTree(treeColumns))),
   };
-  for (const i of targetLayers) {
-    verifyInputs[TARGET_IO.pastKey(i)] = CARRIED.targetKey(i);
-    verifyInputs[TARGET_IO.pastValue(i)] = CARRIED.targetValue(i);
-  }
+  for (const cache of targetCaches) verifyInputs[cache.past] = cache.body;
   const verifyCall = { prefix: '@verify', inputs: verifyInputs };
   const verified = targetGraph.call(b, verifyCall);
 
@@ -351,13 +353,10 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // The verify forward already concatenated each cache with the tree's rows: the next cache is its rows
   // 0 … L−1 and L + (the path's nodes), one Gather instead of a Gather and a Concat.
   const keptRows = b.op('Concat', [b.op('Range', [s64(0), length, s64(1)]), b.op('Add', [committedPath, length])], { axis: 0 }); // [L+n]
-  const committed = (cache: string, past: string, newRows: string) => {
-    const inGraph = cacheConcatOf(graphs.target, past);
-    if (inGraph === undefined) return append(cache, b.op('Gather', [newRows, committedPath], { axis: 1 }));
-    return b.op('Reshape', [b.op('Gather', [targetGraph.valueName(verifyCall, inGraph), keptRows], { axis: 1 }), i64([1, -1, targetKv.numKvHeads, targetKv.headDim])]);
-  };
-  const targetKeys = targetLayers.map((i) => committed(CARRIED.targetKey(i), TARGET_IO.pastKey(i), verified[TARGET_IO.newKey(i)]));
-  const targetValues = targetLayers.map((i) => committed(CARRIED.targetValue(i), TARGET_IO.pastValue(i), verified[TARGET_IO.newValue(i)]));
+  const committedTargetCaches = targetCaches.map(({ body, carry, newRows }): [string, string] => [
+    body,
+    carry.concat === undefined ? append(body, b.op('Gather', [verified[newRows], committedPath], { axis: 1 })) : b.op('Gather', [targetGraph.valueName(verifyCall, carry.concat), keptRows], { axis: 1 }),
+  ]);
 
   // The head catches up on the n committed tokens, paired with the target's features at the path, in
   // bucketSize(n) rows as the host feeds them (padding rows repeat row 0).
@@ -394,7 +393,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [CARRIED.rootToken, next.token],
     [CARRIED.rootOut, next.rootOut],
     [CARRIED.generated, next.generated],
-    ...targetLayers.flatMap((i): [string, string][] => [[CARRIED.targetKey(i), targetKeys[i]], [CARRIED.targetValue(i), targetValues[i]]]),
+    ...committedTargetCaches,
     ...eagleLayers.flatMap((j): [string, string][] => [[CARRIED.eagleKey(j), eagleKeys[j]], [CARRIED.eagleValue(j), eagleValues[j]]]),
   ]);
   addLoop(outer, body, {
@@ -409,6 +408,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     ],
     iterationsDim: 'iterations',
   });
+  for (const cache of targetCaches) cache.finish();
   outer.setMetadata('fr-spec.graph', EAGLE_LOOP_GRAPH);
   outer.setMetadata('fr-spec.tree', JSON.stringify({ ...tree, verified: T }));
   return outer.toModel();

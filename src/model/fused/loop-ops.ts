@@ -14,17 +14,51 @@ export function logitsBeforeArgmax(target: ModelProto): string {
 }
 
 /**
- * The value in which a decoded target graph appends its new K/V rows to `past` (a past_key_i /
- * past_value_i input): the output of a `Concat` on axis 1 whose first input is `past`, or `past`
- * reshaped (the fused operators concatenate [1,P,kvH·D] rows). Its rows are the whole cache after
- * the step, so a loop that keeps every new row can carry it instead of concatenating again.
- * Undefined when the graph has no such node.
+ * How a loop carries one cache of a decoded target graph: as the value in which the graph appends its
+ * new K/V rows to `past` (a past_key_i / past_value_i input) — the output of a `Concat` on axis 1
+ * whose first input is `past` ([1,L,kvH,D], rank 4), or `past` reshaped by a constant shape (the fused
+ * operators concatenate [1,L,kvH·D] rows, rank 3). Those rows are the whole cache after the step, so a
+ * loop that keeps them carries that value, in its layout, with no copy and no reshape per step; a
+ * past of that rank is valid input to the graph again. Without such a node (`concat` undefined) the
+ * loop concatenates itself, in the contract's layout (rank 4).
  */
-export function cacheConcatOf(target: ModelProto, past: string): string | undefined {
-  const reshapesOfPast = new Set(target.graph.node.filter((node) => node.op_type === 'Reshape' && node.input[0] === past).map((node) => node.output[0]));
+export interface CacheCarry {
+  concat?: string;
+  rank: 3 | 4;
+}
+
+export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
+  const producers = new Map(target.graph.node.flatMap((node) => node.output.map((output) => [output, node] as const)));
   const axisOf = (node: NodeProto) => Number(node.attribute.find((a) => a.name === 'axis')?.i ?? Number.NaN);
-  const concat = target.graph.node.find((node) => node.op_type === 'Concat' && node.input.length === 2 && axisOf(node) === 1 && (node.input[0] === past || reshapesOfPast.has(node.input[0])));
-  return concat?.output[0];
+  for (const node of target.graph.node) {
+    if (node.op_type !== 'Concat' || node.input.length !== 2 || axisOf(node) !== 1) continue;
+    if (node.input[0] === past) return { concat: node.output[0], rank: 4 };
+    const reshape = producers.get(node.input[0]);
+    if (reshape?.op_type !== 'Reshape' || reshape.input[0] !== past) continue;
+    const rank = Number(target.graph.initializer.find((init) => init.name === reshape.input[1])?.dims[0]);
+    if (rank === 3 || rank === 4) return { concat: node.output[0], rank };
+  }
+  return { rank: 4 };
+}
+
+/**
+ * Declares a cache the Loop carries in `rank` layout (see CacheCarry) while the outer graph takes and
+ * returns it in the contract's [1,L,kvH,D] as `input` and `final`: a rank-3 cache is reshaped once
+ * before the Loop and once after it. Call `finish` after addLoop.
+ */
+export function carriedCache(outer: GraphBuilder, spec: { input: string; body: string; final: string; dtype: DType; kv: { numKvHeads: number; headDim: number }; rank: 3 | 4; rows: string }): { carried: CarriedValue; finish(): void } {
+  const { input, body, final, dtype, kv, rows } = spec;
+  const contractShape: Shape = [1, rows, kv.numKvHeads, kv.headDim];
+  if (spec.rank === 4) return { carried: { outer: input, body, final, dtype, shape: contractShape }, finish: () => undefined };
+  const width = kv.numKvHeads * kv.headDim;
+  outer.input(input, dtype, contractShape);
+  const loopFinal = `${final}/rows`;
+  // Names under the cache's own input and output names: a Loop body must not define a name of the outer graph.
+  const reshape = (value: string, scope: string, dims: number[]) => outer.scope(scope, () => outer.op('Reshape', [value, outer.initializer(`${scope}/shape`, 'int64', [dims.length], dims)]));
+  return {
+    carried: { initial: reshape(input, input, [1, -1, width]), body, final: loopFinal, dtype, shape: [1, rows, width] },
+    finish: () => void outer.output(reshape(loopFinal, final, [1, -1, kv.numKvHeads, kv.headDim]), dtype, contractShape, final),
+  };
 }
 
 /**

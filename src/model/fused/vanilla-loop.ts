@@ -29,13 +29,13 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { TARGET_IO } from '../llama-graph.js';
-import { GraphBuilder, type Shape } from '../onnx/builder.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
-import { addLoop, cacheConcatOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -91,14 +91,15 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
 
-  const cacheShape: Shape = [1, DIM_CACHED, numKvHeads, headDim];
-  const carried: CarriedValue[] = [
-    { outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] },
-    ...layers.flatMap((i): CarriedValue[] => [
-      { outer: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), dtype, shape: cacheShape },
-      { outer: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), dtype, shape: cacheShape },
-    ]),
-  ];
+  // Each cache is carried in the layout in which the target graph concatenates it (cacheCarryOf).
+  const caches = layers.flatMap((i) => [
+    { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i) },
+    { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i) },
+  ]).map((cache) => {
+    const carry = cacheCarryOf(target, cache.past);
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, rank: carry.rank, rows: DIM_CACHED }) };
+  });
+  const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
   outer.input(LOOP_IO.maxSteps, 'int64', []);
   outer.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
@@ -124,10 +125,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
       [TARGET_IO.positionIds]: b.op('Reshape', [rows, i64([1, 1])]),
       [TARGET_IO.attentionBias]: bias,
     };
-    for (const i of layers) {
-      stepInputs[TARGET_IO.pastKey(i)] = BODY.key(i);
-      stepInputs[TARGET_IO.pastValue(i)] = BODY.value(i);
-    }
+    for (const cache of caches) stepInputs[cache.past] = cache.body;
     return stepInputs;
   });
   const stepCall = { prefix: '@step', inputs: stepInputs };
@@ -137,14 +135,8 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   // graph already concatenates past and new rows for its attention: that value is the next cache.
   const epilogue = b.scope('next', () => {
     const updated = new Map<string, string>();
-    const grown = (cache: string, past: string, newRows: string) => {
-      const inGraph = cacheConcatOf(target, past);
-      if (inGraph === undefined) return b.op('Concat', [cache, newRows], { axis: 1 });
-      return b.op('Reshape', [targetGraph.valueName(stepCall, inGraph), i64([1, -1, numKvHeads, headDim])]);
-    };
-    for (const i of layers) {
-      updated.set(BODY.key(i), grown(BODY.key(i), TARGET_IO.pastKey(i), step[TARGET_IO.newKey(i)]));
-      updated.set(BODY.value(i), grown(BODY.value(i), TARGET_IO.pastValue(i), step[TARGET_IO.newValue(i)]));
+    for (const { body, carry, newRows } of caches) {
+      updated.set(body, carry.concat === undefined ? b.op('Concat', [body, step[newRows]], { axis: 1 }) : targetGraph.valueName(stepCall, carry.concat));
     }
     let token: string;
     if (options.sampling) {
@@ -166,6 +158,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
     scans: [{ value: epilogue.token, name: LOOP_IO.tokens, dtype: 'int64', shape: [1] }],
     iterationsDim: DIM_STEPS,
   });
+  for (const cache of caches) cache.finish();
   for (const entry of target.metadata_props ?? []) outer.setMetadata(entry.key, entry.key === 'fr-spec.graph' ? LOOP_GRAPH : entry.value);
   return outer.toModel();
 }
