@@ -5,7 +5,7 @@
  * fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,fused+gqa]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
@@ -15,6 +15,8 @@
  * ms/step (vanilla) and ms/cycle (speculative methods) are τ ÷ tokens/s. In the fused loop a cycle has
  * a fixed shape (the whole tree is drafted and verified whatever is accepted), so on random weights
  * (bench/gpu/random-model.ts) the cycle time is the real model's while τ is not.
+ * Engines: host, fused, auto, and fused+gqa (vanilla only: the fused loop with one GroupQueryAttention
+ * per layer, --loop-attention gqa; other methods skip it, and their speedups are also given against it).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -120,12 +122,19 @@ process.stdout.write(
 const reference = new Map<number, number[]>();
 /** Per method: each prompt's tokens on the first engine listed, the engine the others are compared with. */
 const firstEngineTokens = new Map<string, Map<number, number[]>>();
-const engineList = flags.engines.split(',') as EngineChoice[];
+const engineList = flags.engines.split(',');
+/** An engine of the list: an EngineChoice, optionally with the vanilla loop's attention ("fused+gqa"). */
+const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'loopAttention'> => {
+  const [engine, attention] = spec.split('+');
+  if (attention !== undefined && attention !== 'gqa') throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, fused+gqa)`);
+  return { engine: engine as EngineChoice, loopAttention: attention };
+};
 const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
   const [method, size] = spec.split(':');
   for (const engine of engineList) {
-    const settings: MethodSettings = { method: method as MethodSettings['method'], engine, tree, strictDevice: flags.strict };
+    const settings: MethodSettings = { method: method as MethodSettings['method'], ...engineSettings(engine), tree, strictDevice: flags.strict };
+    if (settings.loopAttention === 'gqa' && method !== 'vanilla') continue;
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);
     try {
@@ -162,7 +171,7 @@ for (const spec of flags.methods.split(',')) {
       if (differing.size > 0) equal = false;
       const row: Row = {
         method: spec,
-        engine: generator.engine,
+        engine: settings.loopAttention ? `${generator.engine}+${settings.loopAttention}` : generator.engine,
         tokensPerSecond,
         tau,
         msPerCycle: (1000 * tau) / tokensPerSecond,
@@ -188,11 +197,12 @@ for (const spec of flags.methods.split(',')) {
   }
 }
 const find = (method: string, engine: string) => rows.find((r) => r.method === method && r.engine === engine);
-for (const engine of ['host', 'fused']) {
-  const vanilla = find('vanilla', engine);
+for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa']]) {
+  const vanilla = find('vanilla', vanillaEngine);
   const eagle = find('eagle2', engine);
+  if (vanillaEngine !== engine && !vanilla) continue;
   for (const row of rows.filter((r) => r.engine === engine && r.method !== 'vanilla')) {
-    const parts = [`${row.method} ${engine}:`];
+    const parts = [`${row.method} ${engine}${vanillaEngine === engine ? '' : ` (vs vanilla ${vanillaEngine})`}:`];
     if (vanilla) parts.push(`${(row.tokensPerSecond / vanilla.tokensPerSecond).toFixed(2)}× vanilla`);
     if (eagle && row !== eagle) parts.push(`${(row.tokensPerSecond / eagle.tokensPerSecond).toFixed(2)}× eagle2, τ ${((100 * row.tau) / eagle.tau).toFixed(1)}% of eagle2's`);
     if (parts.length > 1) process.stdout.write(`${parts.join(' ')}\n`);

@@ -7,6 +7,7 @@ import { decoderGraph, eagleGraph, KvDecoder } from './decoder.js';
 import { FusedEagle } from './fused/fused-eagle.js';
 import type { FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
+import { LOOP_ATTENTIONS, type LoopAttention } from '../model/fused/gqa-decode.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
 import { runEagle, type TopKHead, type TreeShape } from './methods/eagle.js';
@@ -54,6 +55,12 @@ export interface MethodSettings {
   chunk?: number;
   /** fused on CUDA: fail instead of placing a node of the Loop on the CPU (timing checks). */
   strictDevice?: boolean;
+  /**
+   * vanilla on the fused engine: 'graph' (default) runs the target graph's own attention nodes, as the host
+   * engine does; 'gqa' one GroupQueryAttention node per layer (fewer nodes per step; fused-operator
+   * models only; fp16 tokens may differ from the host engine's on near-tied logits).
+   */
+  loopAttention?: LoopAttention;
   /** eagle2 / fr-spec. */
   tree?: Partial<TreeShape>;
   /** sps / ouroboros: drafted tokens per cycle. */
@@ -125,8 +132,15 @@ export class Generator {
     if (engine === 'fused' && !fusable) throw new UserError(`--engine fused runs ${FUSED_METHODS.join(', ')}, not ${method}; use --engine host`);
     if (settings.chunk !== undefined && !(Number.isInteger(settings.chunk) && settings.chunk >= 1)) throw new UserError(`--chunk must be a whole number ≥ 1, got ${settings.chunk}`);
     let fused: FusedEngine | undefined;
-    if (engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda')) {
-      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice })
+    const runsFused = engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda');
+    const attention = settings.loopAttention ?? 'graph';
+    if (!LOOP_ATTENTIONS.includes(attention)) throw new UserError(`unknown loop attention "${String(attention)}"; choose one of ${LOOP_ATTENTIONS.join(', ')}`);
+    if (attention === 'gqa') {
+      if (method !== 'vanilla' || !runsFused) throw new UserError(`--loop-attention gqa applies to --method vanilla on the fused engine, not ${method} on the ${runsFused ? 'fused' : 'host'} engine`);
+      if (sessions.folder.config.ops !== 'fused') throw new UserError(`--loop-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
+    }
+    if (runsFused) {
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice, attention })
           : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });
     }
     return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk);

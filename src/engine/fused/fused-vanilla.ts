@@ -6,6 +6,7 @@
  * the generated tokens come back. Output equals the host engine's vanilla method token for token.
  */
 import type * as ort from 'onnxruntime-node';
+import type { LoopAttention } from '../../model/fused/gqa-decode.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
 import { loadOrt } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
@@ -18,15 +19,17 @@ import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFe
 export class FusedVanilla extends FusedEngine {
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
-  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string } = {}): Promise<FusedVanilla> {
+  /** `attention`: the Loop's attention nodes (vanilla-loop.ts VanillaLoopOptions; default 'graph'). */
+  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string; attention?: LoopAttention } = {}): Promise<FusedVanilla> {
     const { sessions } = model;
     const ortModule = loadOrt();
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
     const targetPath = sessions.folder.path(sessions.folder.config.target.file);
     const sessionOptionsFor = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), name);
-    const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'));
-    const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), variant);
+    const loop = { attention: options.attention, maxPositions: model.contextLength };
+    const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'), loop);
+    const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), { ...loop, sampling: variant });
     return new FusedVanilla(model, ortModule, new LoopSessions(session, createSampling, options.profileDir !== undefined));
   }
 

@@ -40,7 +40,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, cacheCarryOf, carriedCache, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -149,7 +149,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     { past: TARGET_IO.pastValue(i), input: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), newRows: TARGET_IO.newValue(i) },
   ]).map((cache) => {
     const carry = cacheCarryOf(graphs.target, cache.past);
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, rank: carry.rank, rows: EAGLE_DIM_CACHED }) };
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
   });
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.

@@ -42,19 +42,37 @@ export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
 }
 
 /**
- * Declares a cache the Loop carries in `rank` layout (see CacheCarry) while the outer graph takes and
- * returns it in the contract's [1,L,kvH,D] as `input` and `final`: a rank-3 cache is reshaped once
- * before the Loop and once after it. Call `finish` after addLoop.
+ * How a Loop carries a cache: `token-major` is the contract's [1,L,kvH,D]; `rows` is [1,L,kvH·D] (the
+ * fused operators' concatenation, see CacheCarry); `head-major` is [1,kvH,L,D] (GroupQueryAttention's
+ * BNSH, gqa-decode.ts).
  */
-export function carriedCache(outer: GraphBuilder, spec: { input: string; body: string; final: string; dtype: DType; kv: { numKvHeads: number; headDim: number }; rank: 3 | 4; rows: string }): { carried: CarriedValue; finish(): void } {
+export type CarriedCacheLayout = 'token-major' | 'rows' | 'head-major';
+
+export function carriedLayoutOf(carry: CacheCarry): CarriedCacheLayout {
+  return carry.rank === 4 ? 'token-major' : 'rows';
+}
+
+/**
+ * Declares a cache the Loop carries in `layout` while the outer graph takes and returns it in the
+ * contract's [1,L,kvH,D] as `input` and `final`: another layout is converted once before the Loop and
+ * once after it. Call `finish` after addLoop.
+ */
+export function carriedCache(outer: GraphBuilder, spec: { input: string; body: string; final: string; dtype: DType; kv: { numKvHeads: number; headDim: number }; layout: CarriedCacheLayout; rows: string }): { carried: CarriedValue; finish(): void } {
   const { input, body, final, dtype, kv, rows } = spec;
   const contractShape: Shape = [1, rows, kv.numKvHeads, kv.headDim];
-  if (spec.rank === 4) return { carried: { outer: input, body, final, dtype, shape: contractShape }, finish: () => undefined };
-  const width = kv.numKvHeads * kv.headDim;
+  if (spec.layout === 'token-major') return { carried: { outer: input, body, final, dtype, shape: contractShape }, finish: () => undefined };
   outer.input(input, dtype, contractShape);
-  const loopFinal = `${final}/rows`;
+  const loopFinal = `${final}/${spec.layout}`;
   // Names under the cache's own input and output names: a Loop body must not define a name of the outer graph.
   const reshape = (value: string, scope: string, dims: number[]) => outer.scope(scope, () => outer.op('Reshape', [value, outer.initializer(`${scope}/shape`, 'int64', [dims.length], dims)]));
+  const transpose = (value: string, scope: string) => outer.scope(scope, () => outer.op('Transpose', [value], { perm: [0, 2, 1, 3] }));
+  if (spec.layout === 'head-major') {
+    return {
+      carried: { initial: transpose(input, input), body, final: loopFinal, dtype, shape: [1, kv.numKvHeads, rows, kv.headDim] },
+      finish: () => void outer.output(transpose(loopFinal, final), dtype, contractShape, final),
+    };
+  }
+  const width = kv.numKvHeads * kv.headDim;
   return {
     carried: { initial: reshape(input, input, [1, -1, width]), body, final: loopFinal, dtype, shape: [1, rows, width] },
     finish: () => void outer.output(reshape(loopFinal, final, [1, -1, kv.numKvHeads, kv.headDim]), dtype, contractShape, final),

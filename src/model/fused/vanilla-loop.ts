@@ -35,7 +35,8 @@ import { InlinableGraph } from '../onnx/inline.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
-import { addLoop, cacheCarryOf, carriedCache, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type LoopAttention } from './gqa-decode.js';
+import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -72,18 +73,32 @@ const BODY = {
   value: (layer: number) => `it/value_${layer}`,
 };
 
+export interface VanillaLoopOptions {
+  /** Each step draws from softmax(logits / temperature) ('nucleus': truncated to `top_p`) instead of taking the argmax. */
+  sampling?: 'plain' | 'nucleus';
+  /**
+   * 'graph' (default): the target graph's own attention nodes, the host engine's kernels. 'gqa': one
+   * GroupQueryAttention per layer with the cache carried head-major (gqa-decode.ts; fused-operator
+   * exports only), which needs `maxPositions` (the longest context: rows of its RoPE tables).
+   */
+  attention?: LoopAttention;
+  maxPositions?: number;
+}
+
 /**
  * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
- * `sampling`, each step draws from softmax(logits / temperature) (with 'nucleus': truncated to
- * `top_p`) by inverse CDF with one of the `uniforms` instead of taking the argmax.
+ * `sampling`, each step draws by inverse CDF with one of the `uniforms` instead of taking the argmax.
  */
-export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, options: { sampling?: 'plain' | 'nucleus' } = {}): ModelProto {
+export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, options: VanillaLoopOptions = {}): ModelProto {
   const { numLayers, numKvHeads, headDim, dtype } = kv;
+  const gqa = options.attention === 'gqa';
+  if (gqa && !(options.maxPositions !== undefined && options.maxPositions > 0)) throw new Error('vanilla_loop with GroupQueryAttention needs maxPositions');
   const layers = Array.from({ length: numLayers }, (_, i) => i);
-  const targetInputs = new Set(target.graph.input.map((i) => i.name));
+  const targetInputs = new Set(exported.graph.input.map((i) => i.name));
   const expected = [TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias, ...layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)])];
   for (const name of expected) if (!targetInputs.has(name)) throw new Error(`target graph has no input ${name}`);
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
+  const target = gqa ? gqaDecodeTarget(exported, kv) : exported;
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -92,13 +107,16 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
 
   // Each cache is carried in the layout in which the target graph concatenates it (cacheCarryOf).
+  // With GroupQueryAttention, each cache is carried head-major as its present output.
   const caches = layers.flatMap((i) => [
-    { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i) },
-    { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i) },
+    { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
+    { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
   ]).map((cache) => {
-    const carry = cacheCarryOf(target, cache.past);
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, rank: carry.rank, rows: DIM_CACHED }) };
+    const carry = gqa ? { concat: cache.present, rank: 4 as const } : cacheCarryOf(target, cache.past);
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
   });
+  const rotary = gqa ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions!, dtype) : undefined;
+  if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
   outer.input(LOOP_IO.maxSteps, 'int64', []);
@@ -118,7 +136,7 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
   // Prologue: the step's token at position L (the cache's row count), seeing every cached row and itself.
   const i64 = (values: number[]) => b.constant('int64', values);
   const stepInputs = b.scope('step', () => {
-    const rows = b.op('Shape', [BODY.key(0)], { start: 1, end: 2 }); // [1]: L
+    const rows = b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 }); // [1]: L
     const bias = b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
     const stepInputs: Record<string, string> = {
       [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
@@ -126,6 +144,15 @@ export function buildVanillaLoopModel(target: ModelProto, kv: LoopKvLayout, opti
       [TARGET_IO.attentionBias]: bias,
     };
     for (const cache of caches) stepInputs[cache.past] = cache.body;
+    if (rotary) {
+      const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
+      Object.assign(stepInputs, {
+        [GQA_IO.seqlensK]: int32(rows),
+        [GQA_IO.totalLength]: int32(b.op('Add', [rows, i64([1])])),
+        [GQA_IO.cosCache]: rotary.cos,
+        [GQA_IO.sinCache]: rotary.sin,
+      });
+    }
     return stepInputs;
   });
   const stepCall = { prefix: '@step', inputs: stepInputs };
@@ -171,6 +198,6 @@ export function externalDataLocations(model: ModelProto): string[] {
 }
 
 /** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
-export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, sampling?: 'plain' | 'nucleus'): Promise<ort.InferenceSession> {
-  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, { sampling }), dirname(targetPath), options);
+export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, loop: VanillaLoopOptions = {}): Promise<ort.InferenceSession> {
+  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, loop), dirname(targetPath), options);
 }

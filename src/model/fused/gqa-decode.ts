@@ -1,0 +1,147 @@
+/**
+ * A one-token decode variant of a fused-operator target graph in which each layer's attention is one
+ * `com.microsoft.GroupQueryAttention` node: it applies RoPE to q and k, appends the new K/V rows to the
+ * past and attends, in one node where the exported graph has seven (Split, two RotaryEmbedding, two
+ * Concat, their Reshapes, Attention). The fused vanilla loop uses it on request (`attention: 'gqa'`):
+ * per decode step the host launches ≈ 40% fewer nodes, which is what bounds a step on a GPU
+ * (docs/fused-loop.md).
+ *
+ * GroupQueryAttention takes the packed q/k/v projection (the fused export's `qkv_proj` output) and
+ * keeps the cache head-major (BNSH, [1,kvH,L,D]); its output replaces the Attention node's, so the
+ * rest of the graph (output projection, norms, MLP, head) is the exported one, unchanged. RoPE comes
+ * from cos/sin tables [maxPositions, D/2] fed as inputs: the caller computes them once from the graph's
+ * own `rope.inv_freq` with the operators the exported graph uses per step (rotaryCaches), so the values
+ * are the same.
+ *
+ * Only decode steps with no mask fit it (GroupQueryAttention is causal and, without a bias, attends
+ * to every past row): the vanilla loop's steps. Its kernels round differently from `Attention`'s, so
+ * fp16 tokens may differ from the host engine's on near-tied logits.
+ */
+import { MICROSOFT_DOMAIN, type GraphBuilder } from '../onnx/builder.js';
+import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { OnnxAttributeType, type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
+import { TARGET_IO } from '../llama-graph.js';
+
+/** The fused vanilla loop's attention: the exported graph's own nodes, or one GroupQueryAttention per layer. */
+export type LoopAttention = 'graph' | 'gqa';
+export const LOOP_ATTENTIONS: readonly LoopAttention[] = ['graph', 'gqa'];
+
+/** Inputs the variant adds to the target graph's (past_key_i / past_value_i become BNSH [1,kvH,L,D]). */
+export const GQA_IO = {
+  /** int32 [1]: the cached rows L (GroupQueryAttention's total length − 1). */
+  seqlensK: 'gqa_seqlens_k',
+  /** int32 [1]: L + 1. */
+  totalLength: 'gqa_total_sequence_length',
+  /** [maxPositions, D/2] in the model's float type. */
+  cosCache: 'gqa_cos_cache',
+  sinCache: 'gqa_sin_cache',
+  /** The present (past + new row) caches, BNSH [1,kvH,L+1,D]: internal values, not graph outputs. */
+  presentKey: (layer: number) => `gqa_present_key_${layer}`,
+  presentValue: (layer: number) => `gqa_present_value_${layer}`,
+} as const;
+
+/** The exported graph's RoPE inverse frequencies (llama-graph.ts decoderStack). */
+export const ROPE_INV_FREQ = 'rope.inv_freq';
+
+/**
+ * Rewrites a decoded fused-operator target graph (the model contract's target.onnx) into the decode
+ * variant. Throws, naming what it expected, when the graph's attention is not the fused export's
+ * pattern (a standard-operator graph has no Attention node).
+ */
+export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }): ModelProto {
+  const nodes = target.graph.node;
+  const producers = new Map(nodes.flatMap((node) => node.output.map((output) => [output, node] as const)));
+  const producer = (value: string, opType: string, what: string): NodeProto => {
+    const node = producers.get(value);
+    if (node?.op_type !== opType) throw new Error(`target graph: ${what} is not the output of a ${opType} node (GroupQueryAttention needs a graph exported with --ops fused)`);
+    return node;
+  };
+  const attribute = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute.find((a) => a.name === name);
+  const pastLayer = new Map<string, { layer: number; kind: 'key' | 'value' }>();
+  for (let i = 0; i < kv.numLayers; i++) {
+    pastLayer.set(TARGET_IO.pastKey(i), { layer: i, kind: 'key' });
+    pastLayer.set(TARGET_IO.pastValue(i), { layer: i, kind: 'value' });
+  }
+  /** The layer whose past `concat` (Concat(Reshape(past), new)) extends. */
+  const layerOf = (concat: NodeProto, kind: 'key' | 'value'): number => {
+    const past = pastLayer.get(producer(concat.input[0], 'Reshape', `${concat.name}'s first input`).input[0]);
+    if (past?.kind !== kind) throw new Error(`target graph: ${concat.name} does not extend a past_${kind}_i input`);
+    return past.layer;
+  };
+
+  const rewritten: NodeProto[] = [];
+  const layersDone = new Set<number>();
+  for (const node of nodes) {
+    if (node.op_type !== 'Attention' || (node.domain ?? '') !== '') {
+      rewritten.push(node);
+      continue;
+    }
+    if (node.input.length !== 4 || node.output.length !== 1) throw new Error(`target graph: ${node.name} is not a four-input, one-output Attention`);
+    const [queryRope, keysConcat, valuesConcat] = [
+      producer(node.input[0], 'RotaryEmbedding', `${node.name}'s query`),
+      producer(node.input[1], 'Concat', `${node.name}'s keys`),
+      producer(node.input[2], 'Concat', `${node.name}'s values`),
+    ];
+    const split = producer(queryRope.input[0], 'Split', `${queryRope.name}'s input`);
+    const keyRope = producer(keysConcat.input[1], 'RotaryEmbedding', `${keysConcat.name}'s new rows`);
+    if (keyRope.input[0] !== split.output[1] || valuesConcat.input[1] !== split.output[2]) throw new Error(`target graph: ${node.name}'s keys and values are not ${split.name}'s second and third outputs`);
+    if (Number(attribute(queryRope, 'interleaved')?.i ?? 0) !== 0) throw new Error(`target graph: ${queryRope.name} is interleaved RoPE; the loop's GroupQueryAttention rotates halves`);
+    if (attribute(node, 'scale') !== undefined || attribute(node, 'softcap') !== undefined) throw new Error(`target graph: ${node.name} sets a scale or softcap the rewrite does not carry over`);
+    const layer = layerOf(keysConcat, 'key');
+    if (layerOf(valuesConcat, 'value') !== layer || layersDone.has(layer)) throw new Error(`target graph: ${node.name}'s keys and values belong to different or repeated layers`);
+    layersDone.add(layer);
+    const heads = (name: string) => {
+      const value = attribute(node, name)?.i;
+      if (value === undefined) throw new Error(`target graph: ${node.name} has no ${name}`);
+      return Number(value);
+    };
+    const int = (name: string, i: number): AttributeProto => ({ name, type: OnnxAttributeType.INT, i });
+    rewritten.push({
+      name: `${node.name}/gqa`,
+      op_type: 'GroupQueryAttention',
+      domain: MICROSOFT_DOMAIN,
+      input: [split.input[0], '', '', TARGET_IO.pastKey(layer), TARGET_IO.pastValue(layer), GQA_IO.seqlensK, GQA_IO.totalLength, GQA_IO.cosCache, GQA_IO.sinCache],
+      output: [node.output[0], GQA_IO.presentKey(layer), GQA_IO.presentValue(layer)],
+      attribute: [int('num_heads', heads('q_num_heads')), int('kv_num_heads', heads('kv_num_heads')), int('do_rotary', 1), int('rotary_interleaved', 0)],
+    });
+  }
+  if (layersDone.size !== kv.numLayers) throw new Error(`target graph: found the fused attention pattern in ${layersDone.size} of ${kv.numLayers} layers (GroupQueryAttention needs a graph exported with --ops fused)`);
+  if (!target.graph.initializer.some((init) => init.name === ROPE_INV_FREQ)) throw new Error(`target graph has no ${ROPE_INV_FREQ} initializer`);
+
+  const elemType = ONNX_DATA_TYPE[kv.dtype];
+  const tensorInput = (name: string, elem: number, dims: (number | string)[]): ValueInfoProto => ({
+    name,
+    type: { tensor_type: { elem_type: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
+  });
+  const headMajor = (input: ValueInfoProto): ValueInfoProto => (pastLayer.has(input.name) ? tensorInput(input.name, elemType, [1, kv.numKvHeads, 'past_sequence', kv.headDim]) : input);
+  const graph = {
+    ...target.graph,
+    node: rewritten,
+    input: [
+      ...target.graph.input.map(headMajor),
+      tensorInput(GQA_IO.seqlensK, ONNX_DATA_TYPE.int32, [1]),
+      tensorInput(GQA_IO.totalLength, ONNX_DATA_TYPE.int32, [1]),
+      tensorInput(GQA_IO.cosCache, elemType, ['max_positions', kv.headDim / 2]),
+      tensorInput(GQA_IO.sinCache, elemType, ['max_positions', kv.headDim / 2]),
+    ],
+  };
+  const opsets = target.opset_import.some((o) => o.domain === MICROSOFT_DOMAIN) ? target.opset_import : [...target.opset_import, { domain: MICROSOFT_DOMAIN, version: 1 }];
+  return { ...target, graph, opset_import: opsets };
+}
+
+/**
+ * cos/sin of `position · inv_freq` for positions 0 … maxPositions − 1, [maxPositions, D/2] in `dtype`: the
+ * exported graph's per-step rotary tables (fused-ops.ts rotaryTables: fp32 angles, Cos/Sin, Cast) for
+ * every position at once, built in `b` (the Loop's outer graph: once per run).
+ */
+export function rotaryCaches(b: GraphBuilder, invFreq: string, maxPositions: number, dtype: FloatDType): { cos: string; sin: string } {
+  return b.scope('gqa_rotary', () => {
+    const positions = b.op('Cast', [b.op('Range', [b.scalar('int64', 0), b.scalar('int64', maxPositions), b.scalar('int64', 1)])], { to: ONNX_DATA_TYPE.float32 });
+    const angles = b.op('Mul', [b.op('Unsqueeze', [positions, b.constant('int64', [-1])]), invFreq]);
+    const table = (op: 'Cos' | 'Sin') => {
+      const values = b.op(op, [angles]);
+      return dtype === 'float32' ? values : b.op('Cast', [values], { to: ONNX_DATA_TYPE[dtype] });
+    };
+    return { cos: table('Cos'), sin: table('Sin') };
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * The fused vanilla loop with GroupQueryAttention (src/model/fused/gqa-decode.ts): the rewrite of a
+ * fused-operator target graph, the Loop it gives, and its tokens against the host engine's vanilla
+ * decoding on tiny fused-operator models (CPU, fp32 and fp16).
+ */
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Generator, type GenerationResult } from '../../src/engine/engine.js';
+import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
+import { EngineModel } from '../../src/engine/model.js';
+import { SeededRandom } from '../../src/engine/random.js';
+import { GQA_IO, gqaDecodeTarget } from '../../src/model/fused/gqa-decode.js';
+import { buildVanillaLoopModel } from '../../src/model/fused/vanilla-loop.js';
+import { decodeModel, type GraphProto } from '../../src/model/onnx/proto.js';
+import { UserError } from '../../src/util/errors.js';
+import { writeModelSet } from '../engine/helpers/model-sets.js';
+import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, type FusedCase } from './helpers/fused-cases.js';
+
+/** GroupQueryAttention's kernels need a head size that is a multiple of 16: 64 wide, 4 heads. */
+const HIDDEN = 64;
+const KV = { numLayers: 2, numKvHeads: 2, headDim: 16, dtype: 'float32' } as const;
+const SETS = { 'fp32, fused ops': { ops: 'fused', seed: 3 }, 'fp16, fused ops': { ops: 'fused', seed: 5, dtype: 'fp16' }, fp32: { ops: 'standard', seed: 3 } } as const;
+const SHORT_PROMPT = [1, 5, 9, 3];
+const random = new SeededRandom(23);
+const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform() * FUSED_VOCAB));
+
+const count = (graph: GraphProto, opType: string) => graph.node.filter((n) => n.op_type === opType).length;
+const bodyOf = (graph: GraphProto): GraphProto => graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
+
+describe('fused vanilla loop with GroupQueryAttention', function () {
+  const dirs: Record<keyof typeof SETS, string> = { 'fp32, fused ops': '', 'fp16, fused ops': '', fp32: '' };
+  let root: string;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fr-spec-gqa-'));
+    for (const [index, [name, set]] of Object.entries(SETS).entries()) {
+      dirs[name as keyof typeof SETS] = (await writeModelSet(join(root, `set-${index}`), { vocabSize: FUSED_VOCAB, attention: 0.6, hiddenSize: HIDDEN, ...set })).dir;
+    }
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const target = (set: keyof typeof dirs) => decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
+
+  it('replaces each layer\'s Attention by one GroupQueryAttention on the packed projection and the past', () => {
+    const exported = target('fp32, fused ops');
+    const rewritten = gqaDecodeTarget(exported, KV);
+    expect(count(rewritten.graph, 'Attention')).to.equal(0);
+    const gqa = rewritten.graph.node.filter((n) => n.op_type === 'GroupQueryAttention');
+    expect(gqa).to.have.lengthOf(KV.numLayers);
+    gqa.forEach((node, layer) => {
+      expect(node.domain).to.equal('com.microsoft');
+      const packed = exported.graph.node.find((n) => n.output.includes(node.input[0]))!;
+      expect(packed.op_type, 'the q/k/v projection').to.equal('MatMul');
+      expect(node.input.slice(1, 5)).to.deep.equal(['', '', `past_key_${layer}`, `past_value_${layer}`]);
+      expect(node.output.slice(1)).to.deep.equal([GQA_IO.presentKey(layer), GQA_IO.presentValue(layer)]);
+      const attribute = (name: string) => Number(node.attribute.find((a) => a.name === name)?.i);
+      expect([attribute('do_rotary'), attribute('rotary_interleaved')]).to.deep.equal([1, 0]);
+    });
+    // The output projection reads what the Attention node wrote.
+    const attentionOutputs = exported.graph.node.filter((n) => n.op_type === 'Attention').map((n) => n.output[0]);
+    expect(gqa.map((n) => n.output[0])).to.deep.equal(attentionOutputs);
+  });
+
+  it('refuses a standard-operator graph, naming the export option', () => {
+    expect(() => gqaDecodeTarget(target('fp32'), KV)).to.throw(/--ops fused/);
+  });
+
+  it('carries head-major caches that GroupQueryAttention extends, with 7 fewer nodes per layer per step', () => {
+    const exported = target('fp32, fused ops');
+    const plain = bodyOf(buildVanillaLoopModel(exported, KV).graph);
+    const loop = buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 64 });
+    const body = bodyOf(loop.graph);
+    for (const op of ['Attention', 'RotaryEmbedding']) expect(count(body, op), op).to.equal(0);
+    expect(count(body, 'Split'), 'the MLP\'s gate/up Split').to.equal(KV.numLayers);
+    expect(body.node.filter((n) => n.op_type === 'Concat' && n.input.some((i) => /^it\/(key|value)_/.test(i)))).to.have.lengthOf(0);
+    expect(count(body, 'GroupQueryAttention')).to.equal(KV.numLayers);
+    // Split, two RotaryEmbedding, two Reshape, two Concat and Attention become one node; the step's mask and
+    // rotary tables (Expand, Cast, Cos, Sin, …) go, and the GroupQueryAttention lengths come (Cast ×2, Add).
+    expect(plain.node.length - body.node.length).to.be.at.least(7 * KV.numLayers);
+    const producer = (value: string) => {
+      let node = body.node.find((n) => n.output.includes(value))!;
+      while (node.op_type === 'Identity') node = body.node.find((n) => n.output.includes(node.input[0]))!;
+      return node;
+    };
+    for (const output of body.output.filter((o) => /^it\/(key|value)_/.test(o.name))) {
+      expect(producer(output.name).op_type).to.equal('GroupQueryAttention');
+      expect(output.type.tensor_type.shape!.dim.map((d) => ('dim_value' in d ? d.dim_value : d.dim_param))).to.deep.equal([1, 2, 'cached_rows', 16]);
+    }
+    // The outer graph converts the contract's [1,L,kvH,D] caches to head-major and back, once per run.
+    expect(count(loop.graph, 'Transpose')).to.equal(2 * 2 * KV.numLayers);
+    expect(() => buildVanillaLoopModel(exported, KV, { attention: 'gqa' })).to.throw(/maxPositions/);
+  });
+
+  for (const set of ['fp32, fused ops', 'fp16, fused ops'] as const) {
+    describe(`tiny ${set} model: tokens equal the host engine's vanilla decoding`, () => {
+      let model: EngineModel;
+      let fused: FusedVanilla;
+      before(async () => {
+        model = await EngineModel.open(dirs[set], { ep: 'cpu', threads: 1 });
+        fused = await FusedVanilla.create(model, { threads: 1, attention: 'gqa' });
+      });
+      after(async () => {
+        await fused.release();
+        await model.release();
+      });
+      const host = async (c: FusedCase): Promise<GenerationResult> => (await Generator.create(model, { method: 'vanilla', engine: 'host' })).generate(c.prompt, caseOptions(c));
+
+      it('budget, one token, a 300-token prompt, stop ids; whole runs and chunks', async () => {
+        const free = await host({ name: '', prompt: SHORT_PROMPT, maxNewTokens: 40 });
+        const cases: FusedCase[] = [
+          { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 },
+          { name: 'one token', prompt: SHORT_PROMPT, maxNewTokens: 1 },
+          { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 50 },
+          { name: 'stop id', prompt: SHORT_PROMPT, maxNewTokens: 40, stopIds: [free.tokens[7]] },
+        ];
+        for (const c of cases) {
+          const reference = await host(c);
+          for (const chunk of [undefined, 1, 6]) await expectFusedRunEqualsHost(fused, reference, c, chunk);
+        }
+        expect(free.tokens.slice(0, 8)).to.include(free.tokens[7]);
+      });
+
+      it('samples the host engine\'s tokens for a seed', async () => {
+        const sampling = { temperature: 0.9, topP: 0.8 };
+        const reference = await (await Generator.create(model, { method: 'vanilla', engine: 'host' })).generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 7 });
+        const result = await fused.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 7, chunk: 5 });
+        expect(result.tokens).to.deep.equal(reference.tokens);
+      });
+    });
+  }
+
+  it('generate settings: only vanilla on the fused engine, only fused-operator models', async () => {
+    const fusedModel = await EngineModel.open(dirs['fp32, fused ops'], { ep: 'cpu', threads: 1 });
+    const standardModel = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
+    try {
+      const generator = await Generator.create(fusedModel, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' });
+      expect(generator.engine).to.equal('fused');
+      await generator.release();
+      const refused = async (model: EngineModel, settings: Parameters<typeof Generator.create>[1], message: RegExp) => {
+        const error = await Generator.create(model, settings).then(() => undefined, (e: unknown) => e);
+        expect(error, String(message)).to.be.instanceOf(UserError);
+        expect((error as Error).message).to.match(message);
+      };
+      await refused(fusedModel, { method: 'vanilla', engine: 'host', loopAttention: 'gqa' }, /fused engine, not vanilla on the host engine/);
+      await refused(fusedModel, { method: 'eagle2', engine: 'fused', loopAttention: 'gqa' }, /applies to --method vanilla/);
+      await refused(standardModel, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' }, /--ops fused/);
+    } finally {
+      await fusedModel.release();
+      await standardModel.release();
+    }
+  });
+});
