@@ -73,6 +73,17 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
   });
 
+  it('fused operators: the verify forward concatenates the carried rows with no Reshape of the cache per cycle', () => {
+    const read = (file: string) => decodeModel(readFileSync(join(dirs['fp32, fused ops'], file)));
+    const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
+    const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
+    const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 } });
+    const body = loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
+    const readers = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/target_(key|value)_\d+$/.test(i)));
+    expect(readers('Reshape')).to.have.lengthOf(0);
+    expect(readers('Concat')).to.have.lengthOf(2 * config.target.architecture.num_layers);
+  });
+
   for (const name of FUSED_MODEL_SETS) {
     describe(`tiny ${name} model`, () => {
       let model: EngineModel;

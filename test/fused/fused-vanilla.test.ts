@@ -62,8 +62,14 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
         while (node.op_type === 'Identity') node = body.g!.node.find((n) => n.output.includes(node.input[0]))!;
         return node;
       };
-      const carriedKeys = body.g!.output.filter((o) => o.name.startsWith('it/key_')).map((o) => producer(o.name));
+      // Body outputs: the condition, the token, each layer's key and value, the token scan.
+      const carriedKeys = [2, 4].map((index) => producer(body.g!.output[index].name));
       expect(carriedKeys.map((n) => n.op_type), set).to.deep.equal(['Concat', 'Concat']);
+      // Computed values leave the body as they are: no Identity per cache (only the token, both carried and scanned, needs one).
+      const outputs = new Set(body.g!.output.map((o) => o.name));
+      expect(body.g!.node.filter((n) => n.op_type === 'Identity' && outputs.has(n.output[0])).map((n) => n.output[0]), set).to.deep.equal(['it/tokens_scan']);
+      // Rows are concatenated as carried, with no Reshape of the cache per step (fused operators).
+      expect(body.g!.node.filter((n) => n.op_type === 'Reshape' && n.input.some((i) => /^it\/(key|value)_/.test(i))), set).to.have.lengthOf(0);
       expect(body.g!.node.some((n) => n.op_type === 'Where' && n.input.some((i) => i.startsWith('it/key_')))).to.equal(false);
       expect(loop.graph.output.map((o) => o.name)[0]).to.equal(LOOP_IO.tokens);
       expect(loop.graph.output.map((o) => o.name)).to.include.members([LOOP_IO.finalKey(0), LOOP_IO.finalValue(1)]);

@@ -40,7 +40,7 @@ import { GraphBuilder, type Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, concatCarriedRowsDirectly, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -137,18 +137,21 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const outer = new GraphBuilder(EAGLE_LOOP_GRAPH, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const body = new GraphBuilder(`${EAGLE_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const shared = new Map<string, string>();
-  const targetGraph = new InlinableGraph(graphs.target, 'target', outer, shared);
+  // The target's caches are carried in the layout in which its graph concatenates them (cacheCarryOf);
+  // rows are concatenated as carried (concatCarriedRowsDirectly).
+  const carries = new Map(targetLayers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).map((past) => [past, cacheCarryOf(graphs.target, past)]));
+  const rowPasts = [...carries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
+  const targetGraph = new InlinableGraph(concatCarriedRowsDirectly(graphs.target, rowPasts), 'target', outer, shared);
   const eagleGraph = new InlinableGraph(graphs.eagle, 'eagle', outer, shared);
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
   const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CACHED, kv.numKvHeads, kv.headDim];
-  // The target's caches are carried in the layout in which its graph concatenates them (cacheCarryOf).
   const targetCaches = targetLayers.flatMap((i) => [
     { past: TARGET_IO.pastKey(i), input: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), newRows: TARGET_IO.newKey(i) },
     { past: TARGET_IO.pastValue(i), input: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), newRows: TARGET_IO.newValue(i) },
   ]).map((cache) => {
-    const carry = cacheCarryOf(graphs.target, cache.past);
+    const carry = carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
   });
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the

@@ -42,6 +42,24 @@ export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
 }
 
 /**
+ * `target` with the caches a Loop carries as rows ([1,L,kvH·D], `pasts`) concatenated as fed: the graph
+ * reshapes each past to [0,0,kvH·D] before its Concat, which leaves rows as they are, so the Concat reads
+ * the past itself and the Reshape (a node per cache per step) is pruned with the Loop body's unused nodes.
+ * Find the carries (cacheCarryOf) on the graph before this rewrite.
+ */
+export function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[]): ModelProto {
+  const rowPasts = new Set(pasts);
+  const producers = new Map(target.graph.node.flatMap((node) => node.output.map((output) => [output, node] as const)));
+  const node = target.graph.node.map((n) => {
+    if (n.op_type !== 'Concat' || n.input.length !== 2) return n;
+    const reshape = producers.get(n.input[0]);
+    if (reshape?.op_type !== 'Reshape' || !rowPasts.has(reshape.input[0])) return n;
+    return { ...n, input: [reshape.input[0], n.input[1]] };
+  });
+  return { ...target, graph: { ...target.graph, node } };
+}
+
+/**
  * How a Loop carries a cache: `token-major` is the contract's [1,L,kvH,D]; `rows` is [1,L,kvH·D] (the
  * fused operators' concatenation, see CacheCarry); `head-major` is [1,kvH,L,D] (GroupQueryAttention's
  * BNSH, gqa-decode.ts).
@@ -131,13 +149,23 @@ export function declareCarried(outer: GraphBuilder, body: GraphBuilder, carried:
  */
 export function addLoop(outer: GraphBuilder, body: GraphBuilder, spec: { name: string; maxSteps: string; carried: readonly CarriedValue[]; updated: ReadonlyMap<string, string>; cond: string; scans: readonly ScanOutput[]; iterationsDim: string }): void {
   const { carried, scans } = spec;
-  body.output(spec.cond, 'bool', [], 'it/cond_out');
+  // A body output is the computed value itself where it can be: an Identity per output (one per cache) is
+  // a node per iteration, and onnxruntime removes one only when nothing else reads its input (a cache the
+  // next layer's attention reads too). A value that is a body input, an outer value or already an output
+  // goes out through an Identity under `fallback`.
+  const named = new Set<string>();
+  const output = (value: string, dtype: DType, shape: Shape, fallback: string) => {
+    const name = body.isNodeOutput(value) && !named.has(value) ? value : fallback;
+    named.add(value);
+    body.output(value, dtype, shape, name);
+  };
+  output(spec.cond, 'bool', [], 'it/cond_out');
   for (const c of carried) {
     const value = spec.updated.get(c.body);
     if (value === undefined) throw new Error(`${spec.name}: no update for the carried value ${c.body}`);
-    body.output(value, c.dtype, c.shape, `${c.body}_out`);
+    output(value, c.dtype, c.shape, `${c.body}_out`);
   }
-  for (const scan of scans) body.output(scan.value, scan.dtype, scan.shape, `it/${scan.name}_scan`);
+  for (const scan of scans) output(scan.value, scan.dtype, scan.shape, `it/${scan.name}_scan`);
   // Inlined graphs' outputs the body ignores (new_key_i where the loop keeps the graph's own concatenation,
   // the argmax in a sampling variant) would still run, one node each per iteration.
   body.pruneUnusedNodes();

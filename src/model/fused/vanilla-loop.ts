@@ -36,7 +36,7 @@ import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type LoopAttention } from './gqa-decode.js';
-import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, concatCarriedRowsDirectly, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -98,7 +98,11 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const expected = [TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias, ...layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)])];
   for (const name of expected) if (!targetInputs.has(name)) throw new Error(`target graph has no input ${name}`);
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
-  const target = gqa ? gqaDecodeTarget(exported, kv) : exported;
+  // Each cache is carried in the layout in which the target graph concatenates it (cacheCarryOf); with
+  // GroupQueryAttention, head-major as its present output.
+  const carries = new Map(layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).map((past) => [past, cacheCarryOf(exported, past)]));
+  const rowPasts = [...carries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
+  const target = gqa ? gqaDecodeTarget(exported, kv) : concatCarriedRowsDirectly(exported, rowPasts);
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -106,13 +110,11 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
 
-  // Each cache is carried in the layout in which the target graph concatenates it (cacheCarryOf).
-  // With GroupQueryAttention, each cache is carried head-major as its present output.
   const caches = layers.flatMap((i) => [
     { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
     { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
   ]).map((cache) => {
-    const carry = gqa ? { concat: cache.present, rank: 4 as const } : cacheCarryOf(target, cache.past);
+    const carry = gqa ? { concat: cache.present, rank: 4 as const } : carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
   });
   const rotary = gqa ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions!, dtype) : undefined;

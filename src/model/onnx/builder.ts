@@ -235,6 +235,11 @@ export class GraphBuilder {
     return this.values.has(name);
   }
 
+  /** Whether a node of this graph computes `name` (not an input, an initializer or an outer value). */
+  isNodeOutput(name: string): boolean {
+    return this.nodes.some((node) => node.output.includes(name));
+  }
+
   importOpset(domain: string, version: number): void {
     this.opsets.set(domain, version);
     this.raiseIrVersionFor(domain, version);
