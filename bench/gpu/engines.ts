@@ -188,7 +188,7 @@ for (const spec of flags.methods.split(',')) {
       }
       rows.push(row);
       process.stdout.write(
-        `${spec.padEnd(14)} ${row.engine.padEnd(6)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
+        `${spec.padEnd(14)} ${row.engine.padEnd(9)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
           `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : equal ? 'tokens equal vanilla' : `TOKENS DIFFER FROM VANILLA (${differing.size}/${prompts.length} prompts)`}${versusFirst}\n`,
       );
     } finally {

@@ -157,7 +157,9 @@ for step in "${STEPS[@]}"; do
         folder=$RUN/model; suffix=-fused-ops
         [ "$ops" = standard ] && { folder=$RUN/model-standard; suffix=""; }
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
-        engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768 --engines host,fused --limit 8 --json "$RESULTS/engines$suffix.json"
+        engines=host,fused
+        [ "$ops" = fused ] && engines=host,fused,fused+gqa   # vanilla only: the loop with GroupQueryAttention
+        engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768 --engines "$engines" --limit 8 --json "$RESULTS/engines$suffix.json"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
       ;;
@@ -187,8 +189,11 @@ for step in "${STEPS[@]}"; do
       done
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
-        # Vanilla on both engines (the roofline), then the speculative methods' cycle cost on the fused one.
-        engines_command "$BIG/model-$ops" --methods vanilla --engines host,fused --no-stop --limit 4
+        # Vanilla on both engines (the roofline; fused operators also with GroupQueryAttention), then the
+        # speculative methods' cycle cost on the fused one.
+        engines=host,fused
+        [ "$ops" = fused ] && engines=host,fused,fused+gqa
+        engines_command "$BIG/model-$ops" --methods vanilla --engines "$engines" --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"

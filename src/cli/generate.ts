@@ -163,6 +163,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     ep,
     engine: generator.engine,
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
+    ...(flags.loopAttention !== 'graph' && { loop_attention: flags.loopAttention }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
     ...(generator.vocabSubsetSize !== undefined && { vocab_map_size: generator.vocabSubsetSize }),
