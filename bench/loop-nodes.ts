@@ -1,30 +1,94 @@
 /**
- * How many nodes one step of the fused vanilla loop runs, per operator type, with the target graph's own
- * attention and with GroupQueryAttention (--loop-attention gqa). On a GPU each node costs host time
- * (launch and bookkeeping) whatever its size, which is what bounds a decode step (docs/fused-loop.md).
+ * How many nodes one step of the fused vanilla loop has, per operator type, with the target graph's own
+ * attention and with GroupQueryAttention (--loop-attention gqa), and one cycle of the eagle loop. On a
+ * GPU each node costs host time (launch and bookkeeping) whatever its size, which is what bounds a
+ * decode step (docs/fused-loop.md).
  *
- *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--max-positions N]
+ *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run] [--tree 6/10/60]
+ *
+ * Without --run: the Loop bodies as built (ONNX nodes). With --run: also the nodes onnxruntime executes
+ * per vanilla step and per eagle cycle after its own graph optimizations, from a profile of a short CPU generation (the CUDA
+ * provider's partition adds no node to a body that runs wholly on the GPU, `--strict`).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { FusedEagle } from '../src/engine/fused/fused-eagle.js';
+import type { FusedEngine } from '../src/engine/fused/fused-run.js';
+import { FusedVanilla } from '../src/engine/fused/fused-vanilla.js';
+import { EngineModel } from '../src/engine/model.js';
+import { buildEagleLoopModel } from '../src/model/fused/eagle-loop.js';
 import { LOOP_ATTENTIONS } from '../src/model/fused/gqa-decode.js';
 import { buildVanillaLoopModel } from '../src/model/fused/vanilla-loop.js';
 import { ModelFolder } from '../src/model/model-folder.js';
-import { decodeModel } from '../src/model/onnx/proto.js';
+import { decodeModel, type GraphProto, type ModelProto } from '../src/model/onnx/proto.js';
 
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { 'max-positions': { type: 'string', default: '4096' } } });
-if (positionals.length !== 1) throw new Error('usage: loop-nodes.ts MODEL_DIR [--max-positions N]');
-const folder = ModelFolder.open(positionals[0]);
-const { architecture } = folder.config.target;
-const kv = { numLayers: architecture.num_layers, numKvHeads: architecture.num_kv_heads, headDim: architecture.head_dim, dtype: folder.config.dtype };
-const target = decodeModel(readFileSync(folder.path(folder.config.target.file)));
-process.stdout.write(`${positionals[0]}: ${kv.numLayers} layers, ${folder.config.ops ?? 'standard'} operators, ${folder.config.dtype}\n`);
-for (const attention of LOOP_ATTENTIONS) {
-  if (attention === 'gqa' && folder.config.ops !== 'fused') continue;
-  const loop = buildVanillaLoopModel(target, kv, { attention, maxPositions: Number(flags['max-positions']) });
-  const body = loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
-  const byOp = new Map<string, number>();
-  for (const node of body.node) byOp.set(node.op_type, (byOp.get(node.op_type) ?? 0) + 1);
-  const ops = [...byOp].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
-  process.stdout.write(`vanilla_loop, attention ${attention}: ${body.node.length} nodes per step (${(body.node.length / kv.numLayers).toFixed(1)} per layer); ${ops}\n`);
+const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' } } });
+if (positionals.length !== 1) throw new Error('usage: loop-nodes.ts MODEL_DIR [--run] [--tree D/K/T]');
+const dir = positionals[0];
+const folder = ModelFolder.open(dir);
+const { config } = folder;
+const kvOf = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: config.dtype });
+const kv = kvOf(config.target.architecture);
+const read = (file: string): ModelProto => decodeModel(readFileSync(folder.path(file)));
+const target = read(config.target.file);
+const attentions = LOOP_ATTENTIONS.filter((a) => a === 'graph' || config.ops === 'fused');
+
+const byOp = (ops: readonly string[]) => {
+  const counts = new Map<string, number>();
+  for (const op of ops) counts.set(op, (counts.get(op) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
+};
+const bodyOf = (loop: ModelProto): GraphProto => loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
+const report = (what: string, ops: readonly string[], per: string) =>
+  process.stdout.write(`${what}: ${ops.length} nodes per ${per} (${(ops.length / kv.numLayers).toFixed(1)} per target layer); ${byOp(ops)}\n`);
+
+process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'standard'} operators, ${config.dtype}\n`);
+const [depth, topK, tokens] = flags.tree.split('/').map(Number);
+const tree = { depth, topK, tokens };
+const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096 }) }));
+for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, bodyOf(loop).node.map((n) => n.op_type), 'step');
+const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree });
+if (eagleLoop) report(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
+
+if (flags.run) {
+  const model = await EngineModel.open(dir, { ep: 'cpu' });
+  try {
+    for (const { attention, loop } of vanillaLoops) {
+      await profileLoop(`vanilla_loop, attention ${attention}`, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention }));
+    }
+    if (eagleLoop) await profileLoop(`eagle_loop, tree ${flags.tree}`, 'cycle', eagleLoop, (profileDir) => FusedEagle.create(model, { tree, profileDir }));
+  } finally {
+    await model.release();
+  }
+}
+
+/**
+ * Node kernels onnxruntime ran per iteration of a fused loop, from the profile of a short generation:
+ * the body runs whole each iteration; the outer graph's nodes (`loop`'s, run once) are left out.
+ */
+async function profileLoop(what: string, per: 'step' | 'cycle', loop: ModelProto, create: (profileDir: string) => Promise<FusedEngine>): Promise<void> {
+  const profileDir = mkdtempSync(join(tmpdir(), 'fr-spec-loop-nodes-'));
+  const fused = await create(profileDir);
+  try {
+    const result = await fused.generate([1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: 24 });
+    await fused.endProfiling();
+    const outer = new Set(loop.graph.node.map((n) => `${n.name}_kernel_time`));
+    const body = readdirSync(profileDir)
+      .filter((file) => file.startsWith(loop.graph.name))
+      .flatMap((file) => JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as { cat?: string; name: string; args?: { op_name?: string } }[])
+      .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && !outer.has(e.name));
+    // Each body node runs once per iteration (step or cycle).
+    const runs = new Map<string, number>();
+    for (const e of body) runs.set(e.name, (runs.get(e.name) ?? 0) + 1);
+    const iterations = new Set(runs.values());
+    if (iterations.size !== 1) throw new Error(`${what}: body nodes ran different numbers of times (${[...iterations].join(', ')})`);
+    process.stdout.write(`${what}: ${result.tokens.length} tokens, ${[...iterations][0]} iterations profiled\n`);
+    const perIteration = [...runs.keys()].map((name) => body.find((e) => e.name === name)!.args!.op_name!);
+    report(`${what}, run by onnxruntime (CPU)`, perIteration, per);
+  } finally {
+    await fused.release();
+    rmSync(profileDir, { recursive: true, force: true });
+  }
 }
