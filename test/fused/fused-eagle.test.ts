@@ -73,7 +73,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
   });
 
-  it('fused operators: the verify forward concatenates the carried rows with no Reshape of the cache per cycle', () => {
+  it('fused operators: the forwards concatenate the carried rows with no Reshape of a cache per cycle', () => {
     const read = (file: string) => decodeModel(readFileSync(join(dirs['fp32, fused ops'], file)));
     const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
     const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
@@ -82,6 +82,23 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const readers = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/target_(key|value)_\d+$/.test(i)));
     expect(readers('Reshape')).to.have.lengthOf(0);
     expect(readers('Concat')).to.have.lengthOf(2 * config.target.architecture.num_layers);
+    // The EAGLE layer's caches likewise, in each expansion (depth − 1 = 2: the first reads the cache, the second
+    // the cache and the first's rows) and in the catch-up; its next caches are one Slice of the catch-up's Concat.
+    const eagleReaders = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/eagle_(key|value)_\d+$/.test(i)));
+    expect(eagleReaders('Reshape')).to.have.lengthOf(0);
+    const eagleLayers = config.eagle.architecture.num_layers;
+    // Per cache: the graph's Concat in the first expansion and in the catch-up, and the loop's Concat of cache
+    // and scratch rows that the second expansion's graph Concat then reads.
+    expect(eagleReaders('Concat')).to.have.lengthOf(2 * eagleLayers * 3);
+    const producer = (value: string) => body.node.find((n) => n.output.includes(value))!;
+    // Body outputs: the condition, root token, root output, generated count, the target's caches, the head's caches, the scans.
+    const first = 4 + 2 * config.target.architecture.num_layers;
+    for (const output of body.output.slice(first, first + 2 * eagleLayers)) {
+      const slice = producer(output.name);
+      expect(slice.op_type).to.equal('Slice');
+      expect(producer(slice.input[0]).op_type).to.equal('Concat');
+      expect(slice.input[0]).to.match(/^@eagle_catch_up\//);
+    }
   });
 
   for (const name of FUSED_MODEL_SETS) {

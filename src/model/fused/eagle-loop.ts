@@ -36,7 +36,7 @@ import { bucketSize } from '../../engine/buckets.js';
 import { EAGLE_IO } from '../eagle-graph.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { HEAD_IO } from '../lm-head-graph.js';
-import { GraphBuilder, type Shape } from '../onnx/builder.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
@@ -142,17 +142,26 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const carries = new Map(targetLayers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).map((past) => [past, cacheCarryOf(graphs.target, past)]));
   const rowPasts = [...carries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
   const targetGraph = new InlinableGraph(concatCarriedRowsDirectly(graphs.target, rowPasts), 'target', outer, shared);
-  const eagleGraph = new InlinableGraph(graphs.eagle, 'eagle', outer, shared);
+  // The EAGLE layer's caches too; its expansions append their rows in that layout (scratch rows).
+  const eagleCarries = new Map(eagleLayers.flatMap((j) => [TARGET_IO.pastKey(j), TARGET_IO.pastValue(j)]).map((past) => [past, cacheCarryOf(graphs.eagle, past)]));
+  const eagleRowPasts = [...eagleCarries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
+  const eagleGraph = new InlinableGraph(concatCarriedRowsDirectly(graphs.eagle, eagleRowPasts), 'eagle', outer, shared);
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
-  const cacheShape = (kv: LoopKvLayout): Shape => [1, EAGLE_DIM_CACHED, kv.numKvHeads, kv.headDim];
   const targetCaches = targetLayers.flatMap((i) => [
     { past: TARGET_IO.pastKey(i), input: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), newRows: TARGET_IO.newKey(i) },
     { past: TARGET_IO.pastValue(i), input: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), newRows: TARGET_IO.newValue(i) },
   ]).map((cache) => {
     const carry = carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
+  });
+  const eagleCaches = eagleLayers.flatMap((j) => [
+    { past: TARGET_IO.pastKey(j), input: EAGLE_LOOP_IO.eagleKey(j), body: CARRIED.eagleKey(j), final: EAGLE_LOOP_IO.finalEagleKey(j), newRows: TARGET_IO.newKey(j) },
+    { past: TARGET_IO.pastValue(j), input: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), newRows: TARGET_IO.newValue(j) },
+  ]).map((cache) => {
+    const carry = eagleCarries.get(cache.past)!;
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: eagleKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
   });
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
@@ -161,10 +170,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     { outer: EAGLE_LOOP_IO.rootOut, body: CARRIED.rootOut, final: EAGLE_LOOP_IO.finalRootOut, dtype, shape: [1, d] },
     { initial: outer.initializer('eagle_loop/zero', 'int64', [], [0]), body: CARRIED.generated, final: 'final_generated', dtype: 'int64', shape: [] },
     ...targetCaches.map((c) => c.carried),
-    ...eagleLayers.flatMap((j): CarriedValue[] => [
-      { outer: EAGLE_LOOP_IO.eagleKey(j), body: CARRIED.eagleKey(j), final: EAGLE_LOOP_IO.finalEagleKey(j), dtype, shape: cacheShape(eagleKv) },
-      { outer: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), dtype, shape: cacheShape(eagleKv) },
-    ]),
+    ...eagleCaches.map((c) => c.carried),
   ];
   declareCarried(outer, body, carried);
   outer.input(EAGLE_LOOP_IO.maxSteps, 'int64', []);
@@ -230,8 +236,8 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     let parentRow: string | undefined; // row of the previous expansion each frontier node hangs off
     let ancestors: string | undefined; // [k, e·k] additive bias: the scratch rows each frontier node sees
     let previousOut: string | undefined;
-    const scratchKeys: string[][] = eagleLayers.map(() => []);
-    const scratchValues: string[][] = eagleLayers.map(() => []);
+    // Each expansion's k rows per cache, in the carried layout, appended to the past of the next expansions.
+    const scratch = new Map<string, string[]>(eagleCaches.map((c) => [c.past, []]));
 
     const kb = bucketSize(k);
     const pad = (value: string) => (kb === k ? value : b.op('Gather', [value, padIndex(k)], { axis: 0 }));
@@ -251,14 +257,13 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
         [EAGLE_IO.positionIds]: b.op('Add', [lengthRow, b.constant('int64', new Array<number>(kb).fill(e), [1, kb])]),
         [EAGLE_IO.attentionBias]: withCache(expansionCache, pad(extra)),
       };
-      for (const j of eagleLayers) {
-        inputs[TARGET_IO.pastKey(j)] = e === 0 ? CARRIED.eagleKey(j) : b.op('Concat', [CARRIED.eagleKey(j), ...scratchKeys[j]], { axis: 1 });
-        inputs[TARGET_IO.pastValue(j)] = e === 0 ? CARRIED.eagleValue(j) : b.op('Concat', [CARRIED.eagleValue(j), ...scratchValues[j]], { axis: 1 });
-      }
-      const expanded = eagleGraph.call(b, { prefix: `@eagle_expand_${e}`, inputs });
-      for (const j of eagleLayers) {
-        scratchKeys[j].push(kb === k ? expanded[TARGET_IO.newKey(j)] : firstRows(expanded[TARGET_IO.newKey(j)], k, 1));
-        scratchValues[j].push(kb === k ? expanded[TARGET_IO.newValue(j)] : firstRows(expanded[TARGET_IO.newValue(j)], k, 1));
+      for (const cache of eagleCaches) inputs[cache.past] = e === 0 ? cache.body : b.op('Concat', [cache.body, ...scratch.get(cache.past)!], { axis: 1 });
+      const call = { prefix: `@eagle_expand_${e}`, inputs };
+      const expanded = eagleGraph.call(b, call);
+      for (const cache of eagleCaches) {
+        // The graph's own new rows where it concatenates them (already in the carried layout), else its new_key/new_value output.
+        const rows = cache.carry.newRows === undefined ? expanded[cache.newRows] : eagleGraph.valueName(call, cache.carry.newRows);
+        scratch.get(cache.past)!.push(kb === k ? rows : firstRows(rows, k, 1));
       }
       const out = b.op('Reshape', [kb === k ? expanded[EAGLE_IO.out] : firstRows(expanded[EAGLE_IO.out], k, 1), i64([k, d])]);
       const top = runHead(out, `expand_${e}`);
@@ -376,14 +381,18 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [EAGLE_IO.positionIds]: b.op('Unsqueeze', [b.op('Add', [length, catchUp.source]), i64([0])]),
     [EAGLE_IO.attentionBias]: catchUp.bias,
   };
-  for (const j of eagleLayers) {
-    catchUpInputs[TARGET_IO.pastKey(j)] = CARRIED.eagleKey(j);
-    catchUpInputs[TARGET_IO.pastValue(j)] = CARRIED.eagleValue(j);
-  }
-  const caughtUp = eagleGraph.call(b, { prefix: '@eagle_catch_up', inputs: catchUpInputs });
-  const committedRows = (value: string) => b.op('Slice', [value, i64([0]), committedCount, i64([1])]);
-  const eagleKeys = eagleLayers.map((j) => append(CARRIED.eagleKey(j), committedRows(caughtUp[TARGET_IO.newKey(j)])));
-  const eagleValues = eagleLayers.map((j) => append(CARRIED.eagleValue(j), committedRows(caughtUp[TARGET_IO.newValue(j)])));
+  for (const cache of eagleCaches) catchUpInputs[cache.past] = cache.body;
+  const catchUpCall = { prefix: '@eagle_catch_up', inputs: catchUpInputs };
+  const caughtUp = eagleGraph.call(b, catchUpCall);
+  // The head's next caches: its L cached rows and the n committed ones — the first L + n rows of the graph's
+  // own concatenation of cache and the bucketSize(n) fed rows, one Slice.
+  const committedLength = b.op('Add', [cachedRows, committedCount]); // [1]: L + n
+  const committedEagleCaches = eagleCaches.map(({ body, carry, newRows }): [string, string] => [
+    body,
+    carry.concat === undefined
+      ? append(body, b.op('Slice', [caughtUp[newRows], i64([0]), committedCount, i64([1])]))
+      : b.op('Slice', [eagleGraph.valueName(catchUpCall, carry.concat), i64([0]), committedLength, i64([1])]),
+  ]);
 
   const next = b.scope('next', () => {
     const rootOut = b.op('Reshape', [b.op('Gather', [caughtUp[EAGLE_IO.out], accept.lastIndex], { axis: 1 }), i64([1, d])]);
@@ -397,7 +406,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [CARRIED.rootOut, next.rootOut],
     [CARRIED.generated, next.generated],
     ...committedTargetCaches,
-    ...eagleLayers.flatMap((j): [string, string][] => [[CARRIED.eagleKey(j), eagleKeys[j]], [CARRIED.eagleValue(j), eagleValues[j]]]),
+    ...committedEagleCaches,
   ]);
   addLoop(outer, body, {
     name: EAGLE_LOOP_GRAPH,
@@ -411,7 +420,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     ],
     iterationsDim: 'iterations',
   });
-  for (const cache of targetCaches) cache.finish();
+  for (const cache of [...targetCaches, ...eagleCaches]) cache.finish();
   outer.setMetadata('fr-spec.graph', EAGLE_LOOP_GRAPH);
   outer.setMetadata('fr-spec.tree', JSON.stringify({ ...tree, verified: T }));
   return outer.toModel();

@@ -24,6 +24,8 @@ export function logitsBeforeArgmax(target: ModelProto): string {
  */
 export interface CacheCarry {
   concat?: string;
+  /** The Concat's second input: the new rows (RoPE applied for keys) in the carried layout. */
+  newRows?: string;
   rank: 3 | 4;
 }
 
@@ -32,11 +34,11 @@ export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
   const axisOf = (node: NodeProto) => Number(node.attribute.find((a) => a.name === 'axis')?.i ?? Number.NaN);
   for (const node of target.graph.node) {
     if (node.op_type !== 'Concat' || node.input.length !== 2 || axisOf(node) !== 1) continue;
-    if (node.input[0] === past) return { concat: node.output[0], rank: 4 };
+    if (node.input[0] === past) return { concat: node.output[0], newRows: node.input[1], rank: 4 };
     const reshape = producers.get(node.input[0]);
     if (reshape?.op_type !== 'Reshape' || reshape.input[0] !== past) continue;
     const rank = Number(target.graph.initializer.find((init) => init.name === reshape.input[1])?.dims[0]);
-    if (rank === 3 || rank === 4) return { concat: node.output[0], rank };
+    if (rank === 3 || rank === 4) return { concat: node.output[0], newRows: node.input[1], rank };
   }
   return { rank: 4 };
 }
