@@ -138,6 +138,9 @@ export class Generator {
     if (attention === 'gqa') {
       if (method !== 'vanilla' || !runsFused) throw new UserError(`--loop-attention gqa applies to --method vanilla on the fused engine, not ${method} on the ${runsFused ? 'fused' : 'host'} engine`);
       if (sessions.folder.config.ops !== 'fused') throw new UserError(`--loop-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
+      // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
+      if (sessions.ep === 'cuda' && sessions.target.dtype !== 'float16') throw new UserError(`--loop-attention gqa on CUDA needs an fp16 model (onnxruntime's CUDA GroupQueryAttention has no ${sessions.target.dtype} kernel); export with --dtype fp16`);
+      if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--loop-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (runsFused) {
       fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice, attention })

@@ -21,7 +21,12 @@ import { caseOptions, expectFusedRunEqualsHost, FUSED_VOCAB, type FusedCase } fr
 /** GroupQueryAttention's kernels need a head size that is a multiple of 16: 64 wide, 4 heads. */
 const HIDDEN = 64;
 const KV = { numLayers: 2, numKvHeads: 2, headDim: 16, dtype: 'float32' } as const;
-const SETS = { 'fp32, fused ops': { ops: 'fused', seed: 3 }, 'fp16, fused ops': { ops: 'fused', seed: 5, dtype: 'fp16' }, fp32: { ops: 'standard', seed: 3 } } as const;
+const SETS = {
+  'fp32, fused ops': { ops: 'fused', seed: 3, hiddenSize: HIDDEN },
+  'fp16, fused ops': { ops: 'fused', seed: 5, dtype: 'fp16', hiddenSize: HIDDEN },
+  fp32: { ops: 'standard', seed: 3, hiddenSize: HIDDEN },
+  'fp32, fused ops, head size 8': { ops: 'fused', seed: 3, hiddenSize: 32 },
+} as const;
 const SHORT_PROMPT = [1, 5, 9, 3];
 const random = new SeededRandom(23);
 const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform() * FUSED_VOCAB));
@@ -30,12 +35,12 @@ const count = (graph: GraphProto, opType: string) => graph.node.filter((n) => n.
 const bodyOf = (graph: GraphProto): GraphProto => graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
 
 describe('fused vanilla loop with GroupQueryAttention', function () {
-  const dirs: Record<keyof typeof SETS, string> = { 'fp32, fused ops': '', 'fp16, fused ops': '', fp32: '' };
+  const dirs = Object.fromEntries(Object.keys(SETS).map((name) => [name, ''])) as Record<keyof typeof SETS, string>;
   let root: string;
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'fr-spec-gqa-'));
     for (const [index, [name, set]] of Object.entries(SETS).entries()) {
-      dirs[name as keyof typeof SETS] = (await writeModelSet(join(root, `set-${index}`), { vocabSize: FUSED_VOCAB, attention: 0.6, hiddenSize: HIDDEN, ...set })).dir;
+      dirs[name as keyof typeof SETS] = (await writeModelSet(join(root, `set-${index}`), { vocabSize: FUSED_VOCAB, attention: 0.6, ...set })).dir;
     }
   });
   after(() => rmSync(root, { recursive: true, force: true }));
@@ -145,6 +150,12 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
       await refused(fusedModel, { method: 'vanilla', engine: 'host', loopAttention: 'gqa' }, /fused engine, not vanilla on the host engine/);
       await refused(fusedModel, { method: 'eagle2', engine: 'fused', loopAttention: 'gqa' }, /applies to --method vanilla/);
       await refused(standardModel, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' }, /--ops fused/);
+      const narrowHeads = await EngineModel.open(dirs['fp32, fused ops, head size 8'], { ep: 'cpu', threads: 1 });
+      try {
+        await refused(narrowHeads, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' }, /multiple of 16 .* this model's is 8/);
+      } finally {
+        await narrowHeads.release();
+      }
     } finally {
       await fusedModel.release();
       await standardModel.release();
