@@ -1,6 +1,6 @@
 /**
  * How many nodes one step of the fused vanilla loop has, per operator type, with the target graph's own
- * attention and with GroupQueryAttention (--loop-attention gqa), and one cycle of the eagle loop. On a
+ * attention and with GroupQueryAttention (--decode-attention gqa), and one cycle of the eagle loop. On a
  * GPU each node costs host time (launch and bookkeeping) whatever its size, which is what bounds a
  * decode step (docs/fused-loop.md).
  *
@@ -19,7 +19,7 @@ import type { FusedEngine } from '../src/engine/fused/fused-run.js';
 import { FusedVanilla } from '../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../src/engine/model.js';
 import { buildEagleLoopModel } from '../src/model/fused/eagle-loop.js';
-import { LOOP_ATTENTIONS } from '../src/model/fused/gqa-decode.js';
+import { DECODE_ATTENTIONS } from '../src/model/fused/gqa-decode.js';
 import { buildVanillaLoopModel } from '../src/model/fused/vanilla-loop.js';
 import { ModelFolder } from '../src/model/model-folder.js';
 import { decodeModel, type GraphProto, type ModelProto } from '../src/model/onnx/proto.js';
@@ -33,7 +33,7 @@ const kvOf = (a: { num_layers: number; num_kv_heads: number; head_dim: number })
 const kv = kvOf(config.target.architecture);
 const read = (file: string): ModelProto => decodeModel(readFileSync(folder.path(file)));
 const target = read(config.target.file);
-const attentions = LOOP_ATTENTIONS.filter((a) => a === 'graph' || config.ops === 'fused');
+const attentions = DECODE_ATTENTIONS.filter((a) => a === 'graph' || config.ops === 'fused');
 
 const byOp = (ops: readonly string[]) => {
   const counts = new Map<string, number>();

@@ -1,11 +1,11 @@
 /**
  * The fused device loop against the host engine, per method, on one model and one machine
  * (issue 7's measurement): tokens/s, τ, KiB moved per token, how many prompts' tokens differ from the
- * first engine's vanilla decoding and from the same method on the first engine (greedy), and the
- * fraction of the HBM roofline reached.
+ * first engine's vanilla decoding and from the same method on the first engine with the same decode
+ * attention (greedy), and the fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused[,fused+gqa]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,host+gqa,fused+gqa]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
@@ -15,8 +15,9 @@
  * ms/step (vanilla) and ms/cycle (speculative methods) are τ ÷ tokens/s. In the fused loop a cycle has
  * a fixed shape (the whole tree is drafted and verified whatever is accepted), so on random weights
  * (bench/gpu/random-model.ts) the cycle time is the real model's while τ is not.
- * Engines: host, fused, auto, and fused+gqa (vanilla only: the fused loop with one GroupQueryAttention
- * per layer, --loop-attention gqa; other methods skip it, and their speedups are also given against it).
+ * Engines: host, fused, auto, and host+gqa / fused+gqa (vanilla only: one-token steps with one
+ * GroupQueryAttention per layer, --decode-attention gqa; other methods skip them, and their speedups are
+ * also given against fused+gqa).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -123,18 +124,18 @@ const reference = new Map<number, number[]>();
 /** Per method: each prompt's tokens on the first engine listed, the engine the others are compared with. */
 const firstEngineTokens = new Map<string, Map<number, number[]>>();
 const engineList = flags.engines.split(',');
-/** An engine of the list: an EngineChoice, optionally with the vanilla loop's attention ("fused+gqa"). */
-const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'loopAttention'> => {
+/** An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa"). */
+const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'decodeAttention'> => {
   const [engine, attention] = spec.split('+');
-  if (attention !== undefined && attention !== 'gqa') throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, fused+gqa)`);
-  return { engine: engine as EngineChoice, loopAttention: attention };
+  if (attention !== undefined && attention !== 'gqa') throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa)`);
+  return { engine: engine as EngineChoice, decodeAttention: attention };
 };
 const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
   const [method, size] = spec.split(':');
   for (const engine of engineList) {
     const settings: MethodSettings = { method: method as MethodSettings['method'], ...engineSettings(engine), tree, strictDevice: flags.strict };
-    if (settings.loopAttention === 'gqa' && method !== 'vanilla') continue;
+    if (settings.decodeAttention === 'gqa' && method !== 'vanilla') continue;
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);
     try {
@@ -147,8 +148,12 @@ for (const spec of flags.methods.split(',')) {
       let equal = true;
       const differing = new Set<number>();
       const differingFromFirst = new Set<number>();
-      if (!firstEngineTokens.has(spec)) firstEngineTokens.set(spec, new Map());
-      const firstTokens = firstEngineTokens.get(spec)!;
+      // Compared with the first engine listed that runs the same decode attention (host+gqa for fused+gqa).
+      const attention = settings.decodeAttention ?? 'graph';
+      const firstEngine = engineList.find((e) => (engineSettings(e).decodeAttention ?? 'graph') === attention)!;
+      const key = `${spec}|${attention}`;
+      if (!firstEngineTokens.has(key)) firstEngineTokens.set(key, new Map());
+      const firstTokens = firstEngineTokens.get(key)!;
       for (let r = 0; r < repeats; r++) {
         for (const [i, prompt] of prompts.entries()) {
           const result = await generator.generate(prompt, { maxNewTokens, stopIds, sampling, seed: r * prompts.length + i });
@@ -156,7 +161,7 @@ for (const spec of flags.methods.split(',')) {
           else {
             if (method === 'vanilla' && engine === engineList[0] && r === 0) reference.set(i, result.tokens);
             else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) differing.add(i);
-            if (engine === engineList[0] && r === 0) firstTokens.set(i, result.tokens);
+            if (engine === firstEngine && r === 0) firstTokens.set(i, result.tokens);
             else if (JSON.stringify(firstTokens.get(i)) !== JSON.stringify(result.tokens)) differingFromFirst.add(i);
           }
           tokens += result.stats.newTokens;
@@ -171,7 +176,7 @@ for (const spec of flags.methods.split(',')) {
       if (differing.size > 0) equal = false;
       const row: Row = {
         method: spec,
-        engine: settings.loopAttention ? `${generator.engine}+${settings.loopAttention}` : generator.engine,
+        engine: settings.decodeAttention ? `${generator.engine}+${settings.decodeAttention}` : generator.engine,
         tokensPerSecond,
         tau,
         msPerCycle: (1000 * tau) / tokensPerSecond,
@@ -179,9 +184,9 @@ for (const spec of flags.methods.split(',')) {
         tokens,
         equalsVanilla: equal,
         promptsDifferingFromVanilla: differing.size,
-        promptsDifferingFromFirstEngine: engine === engineList[0] ? undefined : differingFromFirst.size,
+        promptsDifferingFromFirstEngine: engine === firstEngine ? undefined : differingFromFirst.size,
       };
-      const versusFirst = sampling || row.promptsDifferingFromFirstEngine === undefined ? '' : row.promptsDifferingFromFirstEngine === 0 ? `, equal to ${engineList[0]} ${spec}` : `, ${row.promptsDifferingFromFirstEngine}/${prompts.length} prompts differ from ${engineList[0]} ${spec}`;
+      const versusFirst = sampling || row.promptsDifferingFromFirstEngine === undefined ? '' : row.promptsDifferingFromFirstEngine === 0 ? `, equal to ${firstEngine} ${spec}` : `, ${row.promptsDifferingFromFirstEngine}/${prompts.length} prompts differ from ${firstEngine} ${spec}`;
       if (bandwidth) {
         row.rooflineTokensPerSecond = (tau * bandwidth) / weightBytes;
         row.rooflineFraction = row.tokensPerSecond / row.rooflineTokensPerSecond;

@@ -10,7 +10,7 @@ import { EngineModel } from '../engine/model.js';
 import { DEMO_MODEL_DIR } from '../engine/paths.js';
 import { formatProfile, summarizeProfiles, type GenerationProfile } from '../engine/profile.js';
 import { formatStats } from '../engine/report.js';
-import { LOOP_ATTENTIONS, type LoopAttention } from '../model/fused/gqa-decode.js';
+import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import { GenerationTokenizer, TextStream } from '../engine/text.js';
 import { loadVocabMap } from '../engine/vocab-map.js';
 import type { ExecutionProviderChoice } from '../model/ort-runtime.js';
@@ -37,7 +37,7 @@ interface GenerateFlags {
   stats?: boolean;
   engine: EngineChoice;
   chunk?: number;
-  loopAttention: LoopAttention;
+  decodeAttention: DecodeAttention;
   profile?: string;
 }
 
@@ -90,7 +90,7 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--gamma <g>', 'sps / ouroboros: drafted tokens per step (default 4 / 6)', parsePositiveInt('--gamma'))
     .addOption(new Option('--engine <kind>', 'host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (vanilla, eagle2, fr-spec; greedy or sampling); auto: fused on CUDA where it applies, else host').choices([...ENGINES]).default('auto'))
     .option('--chunk <n>', 'fused engine: most new tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
-    .addOption(new Option('--loop-attention <kind>', 'vanilla on the fused engine: graph runs the target graph\'s own attention nodes (the host engine\'s kernels); gqa one GroupQueryAttention node per layer (fewer nodes per step; --ops fused models, fp16 on CUDA; fp16 tokens may differ from the host engine\'s on near-tied logits)').choices([...LOOP_ATTENTIONS]).default('graph'))
+    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps, either engine: graph runs the target graph\'s own attention nodes; gqa one GroupQueryAttention node per layer (fewer nodes per step; --ops fused models, fp16 on CUDA; on fp16 it may pick other tokens than graph where logits nearly tie)').choices([...DECODE_ATTENTIONS]).default('graph'))
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
     .option('--profile <dir>', 'onnxruntime session profiling: write each session\'s trace into <dir> and print session.run, kernel and outside-kernel time as shares of wall time (stderr; --json: stats.profile)')
@@ -112,7 +112,7 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
   try {
     checkModelSupports(model, method);
     const tokenizer = await GenerationTokenizer.load(modelDir);
-    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens }, engine: flags.engine, chunk: flags.chunk, loopAttention: flags.loopAttention };
+    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens }, engine: flags.engine, chunk: flags.chunk, decodeAttention: flags.decodeAttention };
     if (method === 'fr-spec') {
       const map = loadVocabMap(flags.vocabMap, { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
       for (const warning of map.warnings) io.stderr.write(`fr-spec: warning: ${warning}\n`);
@@ -163,7 +163,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     ep,
     engine: generator.engine,
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
-    ...(flags.loopAttention !== 'graph' && { loop_attention: flags.loopAttention }),
+    ...(flags.decodeAttention !== 'graph' && { decode_attention: flags.decodeAttention }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
     ...(generator.vocabSubsetSize !== undefined && { vocab_map_size: generator.vocabSubsetSize }),

@@ -42,6 +42,18 @@ export function decoderGraph(session: DecoderSession): KvGraph {
   };
 }
 
+/**
+ * The target, with its one-token steps that see every cached row (vanilla's decode steps, and a chain's
+ * lone last token) run by `decode` instead: the GroupQueryAttention decode graph (gqa-decode.ts), which
+ * computes only such steps. Every other forward (prompt chunks, trees) runs on the target graph.
+ */
+export function routedDecoderGraph(target: DecoderSession, decode: DecoderSession): KvGraph {
+  const viaTarget = decoderGraph(target);
+  const viaDecode = decoderGraph(decode);
+  const seesEveryRow = (step: DecoderStep) => step.inputIds.length === 1 && step.attentionBias.every((x) => x === 0);
+  return { ...viaTarget, run: (step) => (seesEveryRow(step) ? viaDecode : viaTarget).run(step) };
+}
+
 export function eagleGraph(session: EagleSession): KvGraph {
   return {
     kv: session.kv,

@@ -3,11 +3,12 @@
  * ouroboros) and its settings to an opened model folder, then generates from token ids.
  */
 import { UserError } from '../util/errors.js';
-import { decoderGraph, eagleGraph, KvDecoder } from './decoder.js';
+import { decoderGraph, eagleGraph, KvDecoder, routedDecoderGraph } from './decoder.js';
+import type { DecoderSession } from '../model/graph-sessions.js';
 import { FusedEagle } from './fused/fused-eagle.js';
 import type { FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
-import { LOOP_ATTENTIONS, type LoopAttention } from '../model/fused/gqa-decode.js';
+import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
 import { runEagle, type TopKHead, type TreeShape } from './methods/eagle.js';
@@ -56,11 +57,12 @@ export interface MethodSettings {
   /** fused on CUDA: fail instead of placing a node of the Loop on the CPU (timing checks). */
   strictDevice?: boolean;
   /**
-   * vanilla on the fused engine: 'graph' (default) runs the target graph's own attention nodes, as the host
-   * engine does; 'gqa' one GroupQueryAttention node per layer (fewer nodes per step; fused-operator
-   * models only; fp16 tokens may differ from the host engine's on near-tied logits).
+   * vanilla's one-token decode steps, on either engine: 'graph' (default) runs the target graph's own
+   * attention nodes; 'gqa' one GroupQueryAttention node per layer (src/model/fused/gqa-decode.ts: fewer
+   * nodes per step; fused-operator models, fp16 on CUDA). Both engines give the same tokens with either;
+   * on fp16 'gqa' may pick other tokens than 'graph' where logits nearly tie (other kernels, other rounding).
    */
-  loopAttention?: LoopAttention;
+  decodeAttention?: DecodeAttention;
   /** eagle2 / fr-spec. */
   tree?: Partial<TreeShape>;
   /** sps / ouroboros: drafted tokens per cycle. */
@@ -104,6 +106,8 @@ export class Generator {
     phrases?: { phraseLength: number; poolCapacity: number },
     private readonly fused?: FusedEngine,
     private readonly chunk?: number,
+    /** `--decode-attention gqa`: the host engine's one-token steps run this session (routedDecoderGraph). */
+    private readonly gqaDecode?: DecoderSession,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
   }
@@ -133,20 +137,21 @@ export class Generator {
     if (settings.chunk !== undefined && !(Number.isInteger(settings.chunk) && settings.chunk >= 1)) throw new UserError(`--chunk must be a whole number ≥ 1, got ${settings.chunk}`);
     let fused: FusedEngine | undefined;
     const runsFused = engine === 'fused' || (engine === 'auto' && fusable && sessions.ep === 'cuda');
-    const attention = settings.loopAttention ?? 'graph';
-    if (!LOOP_ATTENTIONS.includes(attention)) throw new UserError(`unknown loop attention "${String(attention)}"; choose one of ${LOOP_ATTENTIONS.join(', ')}`);
+    const attention = settings.decodeAttention ?? 'graph';
+    if (!DECODE_ATTENTIONS.includes(attention)) throw new UserError(`unknown decode attention "${String(attention)}"; choose one of ${DECODE_ATTENTIONS.join(', ')}`);
     if (attention === 'gqa') {
-      if (method !== 'vanilla' || !runsFused) throw new UserError(`--loop-attention gqa applies to --method vanilla on the fused engine, not ${method} on the ${runsFused ? 'fused' : 'host'} engine`);
-      if (sessions.folder.config.ops !== 'fused') throw new UserError(`--loop-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
+      if (method !== 'vanilla') throw new UserError(`--decode-attention gqa applies to --method vanilla (its one-token steps), not ${method}`);
+      if (sessions.folder.config.ops !== 'fused') throw new UserError(`--decode-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
-      if (sessions.ep === 'cuda' && sessions.target.dtype !== 'float16') throw new UserError(`--loop-attention gqa on CUDA needs an fp16 model (onnxruntime's CUDA GroupQueryAttention has no ${sessions.target.dtype} kernel); export with --dtype fp16`);
-      if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--loop-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
+      if (sessions.ep === 'cuda' && sessions.target.dtype !== 'float16') throw new UserError(`--decode-attention gqa on CUDA needs an fp16 model (onnxruntime's CUDA GroupQueryAttention has no ${sessions.target.dtype} kernel); export with --dtype fp16`);
+      if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (runsFused) {
       fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice, attention })
           : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });
     }
-    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk);
+    const gqaDecode = attention === 'gqa' && !fused ? await model.gqaDecodeSession() : undefined;
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode);
   }
 
   /** The engine its generations run on (the fused loops decode greedily and sample). */
@@ -192,7 +197,7 @@ export class Generator {
       transcript,
       meter,
       random,
-      target: new KvDecoder(decoderGraph(sessions.target), meter, 'target', 'verify'),
+      target: new KvDecoder(this.gqaDecode ? routedDecoderGraph(sessions.target, this.gqaDecode) : decoderGraph(sessions.target), meter, 'target', 'verify'),
       targetChoice: new TokenChooser(sampling, random, meter, 'verify', targetLogits),
     };
     const draftModel = () => new KvDecoder(decoderGraph(sessions.draft!), meter, 'draft', 'draft');

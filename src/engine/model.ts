@@ -2,8 +2,13 @@
  * A model folder opened for generation: the contract's sessions (src/model) plus what the engine
  * builds on top of them — full-logits heads for sampling — and the context length.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import { buildGqaDecodeModel } from '../model/fused/gqa-decode.js';
+import { createSessionFromModel } from '../model/fused/loop-session.js';
+import { DecoderSession } from '../model/graph-sessions.js';
+import { decodeModel } from '../model/onnx/proto.js';
 import { loadOrt, type ExecutionProviderChoice, type Ort } from '../model/ort-runtime.js';
 import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions } from '../model/session.js';
 import { UserError } from '../util/errors.js';
@@ -25,6 +30,7 @@ export interface EngineModelOptions {
 export class EngineModel {
   private targetLogits?: Promise<LogitsHead>;
   private draftLogits?: Promise<LogitsHead>;
+  private gqaDecode?: Promise<DecoderSession>;
 
   private constructor(
     readonly dir: string,
@@ -60,16 +66,31 @@ export class EngineModel {
     return this.draftLogits;
   }
 
+  /**
+   * The target's one-token decode steps with one GroupQueryAttention per layer (`--decode-attention gqa`;
+   * gqa-decode.ts buildGqaDecodeModel), RoPE tables for the context length. Built on first use.
+   */
+  gqaDecodeSession(): Promise<DecoderSession> {
+    this.gqaDecode ??= (async () => {
+      const { target, folder } = this.sessions;
+      const path = folder.path(folder.config.target.file);
+      const model = buildGqaDecodeModel(decodeModel(readFileSync(path)), { ...target.kv, dtype: target.dtype }, this.contextLength);
+      const session = await createSessionFromModel(this.ort, model, dirname(path), namedSessionOptions(this.options, 'target_gqa_decode'));
+      return new DecoderSession(this.ort, session, target.kv, target.dtype, target.hiddenSize);
+    })();
+    return this.gqaDecode;
+  }
+
   /** With profiling on: ends it on every session the model has opened, which writes their trace files. */
   async endProfiling(): Promise<void> {
-    const heads = await Promise.allSettled([this.targetLogits, this.draftLogits].filter((h) => h !== undefined));
-    endProfiling(this.options, heads.map((h) => (h.status === 'fulfilled' ? h.value.session : undefined)));
+    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode].filter((h) => h !== undefined));
+    endProfiling(this.options, built.map((h) => (h.status === 'fulfilled' ? h.value.session : undefined)));
     await this.sessions.endProfiling();
   }
 
   async release(): Promise<void> {
-    const heads = await Promise.allSettled([this.targetLogits, this.draftLogits].filter((h) => h !== undefined));
-    await Promise.all(heads.map((h) => (h.status === 'fulfilled' ? h.value.release() : undefined)));
+    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode].filter((h) => h !== undefined));
+    await Promise.all(built.map((h) => (h.status === 'fulfilled' ? h.value.release() : undefined)));
     await this.sessions.release();
   }
 }

@@ -79,25 +79,26 @@ describe('cli: fr-spec generate --engine', () => {
     });
   }
 
-  it('--loop-attention gqa: a fused-operator model decodes the host engine\'s tokens; refused elsewhere', async () => {
+  it('--decode-attention gqa: host and fused engines decode the same tokens on a fused-operator model; refused elsewhere', async () => {
     const fusedOps = (await writeModelSet(join(root, 'fused-ops'), { vocabSize: TINY_VOCAB_SIZE, attention: 0.3, seed: 21, tokenizerFiles: tinyTokenizerFiles(), ops: 'fused', hiddenSize: 64 })).dir;
-    const args = ['--model', fusedOps, '--method', 'vanilla', '--ep', 'cpu', '--max-new-tokens', '24', '--prompt', 'hello world', '--json'];
+    const args = ['--model', fusedOps, '--method', 'vanilla', '--ep', 'cpu', '--max-new-tokens', '24', '--prompt', 'hello world', '--json', '--decode-attention', 'gqa'];
     const host = await generate([...args, '--engine', 'host']);
-    const gqa = await generate([...args, '--engine', 'fused', '--loop-attention', 'gqa']);
+    const gqa = await generate([...args, '--engine', 'fused']);
     for (const run of [host, gqa]) expect(run.error).to.equal(undefined);
     const [h, g] = [host, gqa].map((run) => JSON.parse(run.stdout.join('')) as { tokens: number[]; settings: Record<string, unknown> });
     expect(g.tokens).to.deep.equal(h.tokens);
-    expect(g.settings).to.include({ engine: 'fused', loop_attention: 'gqa' });
+    expect(h.settings).to.include({ engine: 'host', decode_attention: 'gqa' });
+    expect(g.settings).to.include({ engine: 'fused', decode_attention: 'gqa' });
     const errors = [
-      await generate([...base(), '--engine', 'fused', '--loop-attention', 'gqa']),
-      await generate([...args, '--engine', 'host', '--loop-attention', 'gqa']),
-      await generate([...args, '--engine', 'fused', '--loop-attention', 'flash']),
+      await generate([...base(), '--engine', 'fused', '--decode-attention', 'gqa']),
+      await generate([...base('eagle2'), '--model', fusedOps, '--decode-attention', 'gqa']),
+      await generate([...args.slice(0, -1), 'flash']),
     ];
     expect(errors[0].error).to.be.instanceOf(UserError);
     expect(errors[0].error!.message).to.match(/needs a model exported with --ops fused/);
     expect(errors[1].error).to.be.instanceOf(UserError);
-    expect(errors[1].error!.message).to.match(/applies to --method vanilla on the fused engine/);
-    expect(errors[2].error!.message).to.match(/--loop-attention.*flash.*graph, gqa/s);
+    expect(errors[1].error!.message).to.match(/applies to --method vanilla/);
+    expect(errors[2].error!.message).to.match(/--decode-attention.*flash.*graph, gqa/s);
   });
 
   it('refuses fused with another method, or --chunk with the host engine', async () => {

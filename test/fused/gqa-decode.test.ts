@@ -7,12 +7,14 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Generator, type GenerationResult } from '../../src/engine/engine.js';
+import { routedDecoderGraph } from '../../src/engine/decoder.js';
+import { Generator } from '../../src/engine/engine.js';
 import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { SeededRandom } from '../../src/engine/random.js';
-import { GQA_IO, gqaDecodeTarget } from '../../src/model/fused/gqa-decode.js';
+import { buildGqaDecodeModel, GQA_IO, gqaDecodeTarget } from '../../src/model/fused/gqa-decode.js';
 import { buildVanillaLoopModel } from '../../src/model/fused/vanilla-loop.js';
+import type { DecoderSession, DecoderStep } from '../../src/model/graph-sessions.js';
 import { decodeModel, type GraphProto } from '../../src/model/onnx/proto.js';
 import { UserError } from '../../src/util/errors.js';
 import { writeModelSet } from '../engine/helpers/model-sets.js';
@@ -97,49 +99,125 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     expect(() => buildVanillaLoopModel(exported, KV, { attention: 'gqa' })).to.throw(/maxPositions/);
   });
 
+  it('the host engine\'s decode model: the target\'s inputs and outputs, and its numbers for a one-token step', async () => {
+    const exported = target('fp32, fused ops');
+    const decode = buildGqaDecodeModel(exported, KV, 64);
+    expect(decode.graph.input.map((i) => i.name)).to.deep.equal(exported.graph.input.map((i) => i.name));
+    expect(decode.graph.output.map((o) => o.name).sort()).to.deep.equal(exported.graph.output.map((o) => o.name).sort());
+    expect(count(decode.graph, 'GroupQueryAttention')).to.equal(KV.numLayers);
+    expect(count(decode.graph, 'Attention')).to.equal(0);
+    // One decode step over 5 cached rows, on both graphs (CPU, fp32): the same hidden state, argmax and new rows.
+    const model = await EngineModel.open(dirs['fp32, fused ops'], { ep: 'cpu', threads: 1 });
+    try {
+      const gqa = await model.gqaDecodeSession();
+      const past = 5;
+      const width = KV.numKvHeads * KV.headDim;
+      const rows = () => Float32Array.from({ length: past * width }, () => random.uniform() - 0.5);
+      const step = { inputIds: [7], positionIds: [past], attentionBias: new Float32Array(past + 1), pastKeys: [rows(), rows()], pastValues: [rows(), rows()] };
+      const [viaGraph, viaGqa] = [await model.sessions.target.run(step), await gqa.run(step)];
+      expect(Array.from(viaGqa.argmax)).to.deep.equal(Array.from(viaGraph.argmax));
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+        expect(a.length, what).to.equal(b.length);
+        for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `${what}[${i}]`).to.be.below(1e-4);
+      };
+      close(viaGqa.hidden, viaGraph.hidden, 'hidden');
+      for (let i = 0; i < KV.numLayers; i++) {
+        close(viaGqa.newKeys[i], viaGraph.newKeys[i], `new_key_${i}`);
+        close(viaGqa.newValues[i], viaGraph.newValues[i], `new_value_${i}`);
+      }
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('the host engine routes to it exactly the one-token steps that see every cached row', async () => {
+    const calls: string[] = [];
+    const session = (name: string) =>
+      ({
+        kv: { numLayers: 0, numKvHeads: 1, headDim: 16 },
+        dtype: 'float32',
+        hiddenSize: 4,
+        run: async () => {
+          calls.push(name);
+          return { hidden: new Float32Array(4), argmax: new BigInt64Array(1), newKeys: [], newValues: [] };
+        },
+      }) as unknown as DecoderSession;
+    const graph = routedDecoderGraph(session('target'), session('gqa'));
+    const step = (tokens: number, bias: number[]): DecoderStep => ({ inputIds: new Array(tokens).fill(1), positionIds: new Array(tokens).fill(3), attentionBias: Float32Array.from(bias), pastKeys: [], pastValues: [] });
+    await graph.run(step(1, [0, 0, 0, 0]));
+    await graph.run(step(1, [0, -1e9, 0, 0]));
+    await graph.run(step(2, [0, 0, 0, 0, 0, 0, 0, 0]));
+    await graph.run(step(1, [0]));
+    expect(calls).to.deep.equal(['gqa', 'target', 'target', 'gqa']);
+  });
+
   for (const set of ['fp32, fused ops', 'fp16, fused ops'] as const) {
-    describe(`tiny ${set} model: tokens equal the host engine's vanilla decoding`, () => {
+    describe(`tiny ${set} model: the fused loop's tokens equal the host engine's, both with GroupQueryAttention`, () => {
       let model: EngineModel;
       let fused: FusedVanilla;
+      let host: Generator;
       before(async () => {
         model = await EngineModel.open(dirs[set], { ep: 'cpu', threads: 1 });
         fused = await FusedVanilla.create(model, { threads: 1, attention: 'gqa' });
+        host = await Generator.create(model, { method: 'vanilla', engine: 'host', decodeAttention: 'gqa' });
       });
       after(async () => {
         await fused.release();
+        await host.release();
         await model.release();
       });
-      const host = async (c: FusedCase): Promise<GenerationResult> => (await Generator.create(model, { method: 'vanilla', engine: 'host' })).generate(c.prompt, caseOptions(c));
 
-      it('budget, one token, a 300-token prompt, stop ids; whole runs and chunks', async () => {
-        const free = await host({ name: '', prompt: SHORT_PROMPT, maxNewTokens: 40 });
+      it('budget, one token, a one-token and a 300-token prompt, stop ids; whole runs and chunks', async () => {
+        const free = await host.generate(SHORT_PROMPT, { maxNewTokens: 40 });
         const cases: FusedCase[] = [
           { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 },
           { name: 'one token', prompt: SHORT_PROMPT, maxNewTokens: 1 },
+          { name: 'one-token prompt', prompt: [5], maxNewTokens: 20 },
           { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 50 },
           { name: 'stop id', prompt: SHORT_PROMPT, maxNewTokens: 40, stopIds: [free.tokens[7]] },
         ];
         for (const c of cases) {
-          const reference = await host(c);
+          const reference = await host.generate(c.prompt, caseOptions(c));
           for (const chunk of [undefined, 1, 6]) await expectFusedRunEqualsHost(fused, reference, c, chunk);
         }
-        expect(free.tokens.slice(0, 8)).to.include(free.tokens[7]);
       });
 
-      it('samples the host engine\'s tokens for a seed', async () => {
+      it('the host engine runs its decode steps, and both engines a one-token prompt, on the GroupQueryAttention graph', async () => {
+        const decode = await model.gqaDecodeSession();
+        const run = decode.run.bind(decode);
+        let runs = 0;
+        decode.run = async (step) => {
+          runs++;
+          return run(step);
+        };
+        try {
+          await host.generate(SHORT_PROMPT, { maxNewTokens: 10 });
+          expect(runs, 'host: 9 decode steps after the prompt').to.equal(9);
+          runs = 0;
+          await host.generate([5], { maxNewTokens: 10 });
+          expect(runs, 'host: the one-token prompt and 9 steps').to.equal(10);
+          runs = 0;
+          await fused.generate([5], { maxNewTokens: 10 });
+          expect(runs, 'fused: the one-token prompt (the steps run in the Loop)').to.equal(1);
+        } finally {
+          decode.run = run;
+        }
+      });
+
+      it('samples the same tokens for a seed', async () => {
         const sampling = { temperature: 0.9, topP: 0.8 };
-        const reference = await (await Generator.create(model, { method: 'vanilla', engine: 'host' })).generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 7 });
+        const reference = await host.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 7 });
         const result = await fused.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 7, chunk: 5 });
         expect(result.tokens).to.deep.equal(reference.tokens);
       });
     });
   }
 
-  it('generate settings: only vanilla on the fused engine, only fused-operator models', async () => {
+  it('generate settings: vanilla only, fused-operator models only, head sizes the CPU kernel takes', async () => {
     const fusedModel = await EngineModel.open(dirs['fp32, fused ops'], { ep: 'cpu', threads: 1 });
     const standardModel = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
     try {
-      const generator = await Generator.create(fusedModel, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' });
+      const generator = await Generator.create(fusedModel, { method: 'vanilla', engine: 'fused', decodeAttention: 'gqa' });
       expect(generator.engine).to.equal('fused');
       await generator.release();
       const refused = async (model: EngineModel, settings: Parameters<typeof Generator.create>[1], message: RegExp) => {
@@ -147,12 +225,14 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
         expect(error, String(message)).to.be.instanceOf(UserError);
         expect((error as Error).message).to.match(message);
       };
-      await refused(fusedModel, { method: 'vanilla', engine: 'host', loopAttention: 'gqa' }, /fused engine, not vanilla on the host engine/);
-      await refused(fusedModel, { method: 'eagle2', engine: 'fused', loopAttention: 'gqa' }, /applies to --method vanilla/);
-      await refused(standardModel, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' }, /--ops fused/);
+      const onHost = await Generator.create(fusedModel, { method: 'vanilla', engine: 'host', decodeAttention: 'gqa' });
+      expect(onHost.engine).to.equal('host');
+      await onHost.release();
+      await refused(fusedModel, { method: 'eagle2', engine: 'fused', decodeAttention: 'gqa' }, /applies to --method vanilla/);
+      await refused(standardModel, { method: 'vanilla', engine: 'fused', decodeAttention: 'gqa' }, /--ops fused/);
       const narrowHeads = await EngineModel.open(dirs['fp32, fused ops, head size 8'], { ep: 'cpu', threads: 1 });
       try {
-        await refused(narrowHeads, { method: 'vanilla', engine: 'fused', loopAttention: 'gqa' }, /multiple of 16 .* this model's is 8/);
+        await refused(narrowHeads, { method: 'vanilla', engine: 'fused', decodeAttention: 'gqa' }, /multiple of 16 .* this model's is 8/);
       } finally {
         await narrowHeads.release();
       }

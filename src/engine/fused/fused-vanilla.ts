@@ -6,21 +6,31 @@
  * the generated tokens come back. Output equals the host engine's vanilla method token for token.
  */
 import type * as ort from 'onnxruntime-node';
-import type { LoopAttention } from '../../model/fused/gqa-decode.js';
+import type { DecodeAttention } from '../../model/fused/gqa-decode.js';
+import type { DecoderSession } from '../../model/graph-sessions.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
-import { loadOrt } from '../../model/ort-runtime.js';
+import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
-import { decoderGraph, feedChain, KvDecoder } from '../decoder.js';
+import { decoderGraph, feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
 import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
 
 export class FusedVanilla extends FusedEngine {
+  private constructor(
+    model: EngineModel,
+    ortModule: Ort,
+    sessions: LoopSessions,
+    /** `attention: 'gqa'`: the prefill's one-token steps run this session, as the host engine's do. */
+    private readonly gqaDecode?: DecoderSession,
+  ) {
+    super(model, ortModule, sessions);
+  }
 
   /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
   /** `attention`: the Loop's attention nodes (vanilla-loop.ts VanillaLoopOptions; default 'graph'). */
-  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string; attention?: LoopAttention } = {}): Promise<FusedVanilla> {
+  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string; attention?: DecodeAttention } = {}): Promise<FusedVanilla> {
     const { sessions } = model;
     const ortModule = loadOrt();
     const { target } = sessions;
@@ -30,14 +40,16 @@ export class FusedVanilla extends FusedEngine {
     const loop = { attention: options.attention, maxPositions: model.contextLength };
     const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'), loop);
     const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), { ...loop, sampling: variant });
-    return new FusedVanilla(model, ortModule, new LoopSessions(session, createSampling, options.profileDir !== undefined));
+    // The prompt goes through the host as the host engine feeds it, with the same graphs (a lone last token included).
+    const gqaDecode = options.attention === 'gqa' ? await model.gqaDecodeSession() : undefined;
+    return new FusedVanilla(model, ortModule, new LoopSessions(session, createSampling, options.profileDir !== undefined), gqaDecode);
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
     const { sampling, chunk, stopIds, transcript, session, random, meter, targetChoice, started } = await startFused(this.model, this.sessions, prompt, options);
     const { target } = this.model.sessions;
     // The prompt on the host, exactly as the host engine's vanilla method feeds it.
-    const decoder = new KvDecoder(decoderGraph(target), meter, 'target', 'verify');
+    const decoder = new KvDecoder(this.gqaDecode ? routedDecoderGraph(target, this.gqaDecode) : decoderGraph(target), meter, 'target', 'verify');
     const fed = await feedChain(decoder, transcript.tokens);
     transcript.commit([await targetChoice.choose(decoder, fed.last, fed.last.nodes - 1)], false);
 

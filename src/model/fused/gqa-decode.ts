@@ -2,9 +2,12 @@
  * A one-token decode variant of a fused-operator target graph in which each layer's attention is one
  * `com.microsoft.GroupQueryAttention` node: it applies RoPE to q and k, appends the new K/V rows to the
  * past and attends, in one node where the exported graph has seven (Split, two RotaryEmbedding, two
- * Concat, their Reshapes, Attention). The fused vanilla loop uses it on request (`attention: 'gqa'`):
- * per decode step the host launches ≈ 40% fewer nodes, which is what bounds a step on a GPU
- * (docs/fused-loop.md).
+ * Concat, their Reshapes, Attention). Vanilla decoding uses it on request (`--decode-attention gqa`) for
+ * its one-token steps, on both engines: the fused loop inlines gqaDecodeTarget with the cache carried
+ * head-major; the host engine runs buildGqaDecodeModel, the same nodes behind the contract's
+ * token-major inputs and outputs. Both feed the kernel the same values in the same shapes, so their
+ * tokens are equal. Per decode step the host launches ≈ 30% fewer nodes, which is what bounds a fused
+ * step on a GPU (docs/fused-loop.md).
  *
  * GroupQueryAttention takes the packed q/k/v projection (the fused export's `qkv_proj` output) and
  * keeps the cache head-major (BNSH, [1,kvH,L,D]); its output replaces the Attention node's, so the
@@ -14,17 +17,18 @@
  * are the same.
  *
  * Only decode steps with no mask fit it (GroupQueryAttention is causal and, without a bias, attends
- * to every past row): the vanilla loop's steps. Its kernels round differently from `Attention`'s, so
- * fp16 tokens may differ from the host engine's on near-tied logits.
+ * to every past row): vanilla's one-token steps. Its kernels round differently from `Attention`'s, so
+ * on fp16 its tokens may differ from decoding with the exported graph's attention on near-tied logits.
  */
-import { MICROSOFT_DOMAIN, type GraphBuilder } from '../onnx/builder.js';
-import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { GraphBuilder, MICROSOFT_DOMAIN } from '../onnx/builder.js';
+import { dtypeFromOnnx, ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
-import { TARGET_IO } from '../llama-graph.js';
+import { declareDecoderInputs, DIM_SEQUENCE, TARGET_IO } from '../llama-graph.js';
 
-/** The fused vanilla loop's attention: the exported graph's own nodes, or one GroupQueryAttention per layer. */
-export type LoopAttention = 'graph' | 'gqa';
-export const LOOP_ATTENTIONS: readonly LoopAttention[] = ['graph', 'gqa'];
+/** The attention of vanilla's one-token steps: the exported graph's own nodes, or one GroupQueryAttention per layer. */
+export type DecodeAttention = 'graph' | 'gqa';
+export const DECODE_ATTENTIONS: readonly DecodeAttention[] = ['graph', 'gqa'];
 
 /** Inputs the variant adds to the target graph's (past_key_i / past_value_i become BNSH [1,kvH,L,D]). */
 export const GQA_IO = {
@@ -144,4 +148,59 @@ export function rotaryCaches(b: GraphBuilder, invFreq: string, maxPositions: num
     };
     return { cos: table('Cos'), sin: table('Sin') };
   });
+}
+
+/**
+ * The decode variant behind the model contract's target interface, for the host engine's one-token
+ * steps: past_key_i / past_value_i [1,P,kvH,D] token-major in, new_key_i / new_value_i [1,S,kvH,D] out,
+ * hidden, argmax and whatever else target.onnx outputs. The pasts are transposed to head-major for
+ * GroupQueryAttention and the new rows cut from its present outputs; the RoPE tables are the fused loop's
+ * (rotaryCaches with the same `maxPositions`, recomputed per run), so a step computes what a fused-loop
+ * step computes. Valid for S new tokens that see every past row and each other causally, at positions
+ * P … P+S−1 (`attention_bias` is read but not used): the host engine routes only such steps here.
+ */
+export function buildGqaDecodeModel(exported: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }, maxPositions: number): ModelProto {
+  const opset = exported.opset_import.find((o) => (o.domain ?? '') === '')?.version;
+  const b = new GraphBuilder('target_gqa_decode', { opsetVersion: opset, irVersion: exported.ir_version });
+  const target = new InlinableGraph(gqaDecodeTarget(exported, kv), 'target', b, new Map());
+  const inputs = declareDecoderInputs(b, kv.numLayers, kv, kv.dtype);
+  const i64 = (values: number[]) => b.constant('int64', values);
+  const past = b.op('Shape', [inputs.pastKeys[0]], { start: 1, end: 2 }); // [1]: P
+  const total = b.op('Add', [past, b.op('Shape', [inputs.inputIds], { start: 1, end: 2 })]); // [1]: P + S
+  const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
+  const headMajor = (value: string) => b.op('Transpose', [value], { perm: [0, 2, 1, 3] });
+  const rotary = rotaryCaches(b, target.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), maxPositions, kv.dtype);
+  const callInputs: Record<string, string> = {
+    [TARGET_IO.inputIds]: inputs.inputIds,
+    [TARGET_IO.positionIds]: inputs.positionIds,
+    [TARGET_IO.attentionBias]: inputs.attentionBias,
+    [GQA_IO.seqlensK]: int32(b.op('Sub', [total, i64([1])])),
+    [GQA_IO.totalLength]: int32(total),
+    [GQA_IO.cosCache]: rotary.cos,
+    [GQA_IO.sinCache]: rotary.sin,
+  };
+  for (let i = 0; i < kv.numLayers; i++) {
+    callInputs[TARGET_IO.pastKey(i)] = headMajor(inputs.pastKeys[i]);
+    callInputs[TARGET_IO.pastValue(i)] = headMajor(inputs.pastValues[i]);
+  }
+  const call = { prefix: '@step', inputs: callInputs };
+  const outputs = target.call(b, call);
+  const newRows = (present: string) => headMajor(b.op('Slice', [target.valueName(call, present), past, total, i64([2])]));
+  const newKvShape = [1, DIM_SEQUENCE, kv.numKvHeads, kv.headDim];
+  for (let i = 0; i < kv.numLayers; i++) {
+    b.output(newRows(GQA_IO.presentKey(i)), kv.dtype, newKvShape, TARGET_IO.newKey(i));
+    b.output(newRows(GQA_IO.presentValue(i)), kv.dtype, newKvShape, TARGET_IO.newValue(i));
+  }
+  const isNewRows = new Set(Array.from({ length: kv.numLayers }, (_, i) => [TARGET_IO.newKey(i), TARGET_IO.newValue(i)]).flat());
+  for (const output of exported.graph.output) {
+    if (isNewRows.has(output.name)) continue;
+    const tensor = output.type!.tensor_type!;
+    const dims = tensor.shape?.dim.map((d) => ('dim_value' in d ? Number(d.dim_value) : d.dim_param)) ?? [];
+    const dtype = dtypeFromOnnx(tensor.elem_type!);
+    if (dtype === undefined) throw new Error(`target graph output ${output.name} has element type ${tensor.elem_type}, which fr-spec does not read`);
+    b.output(outputs[output.name], dtype, dims, output.name);
+  }
+  b.pruneUnusedNodes();
+  for (const entry of exported.metadata_props ?? []) b.setMetadata(entry.key, entry.value);
+  return b.toModel();
 }

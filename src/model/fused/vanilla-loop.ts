@@ -35,7 +35,7 @@ import { InlinableGraph } from '../onnx/inline.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
-import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type LoopAttention } from './gqa-decode.js';
+import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, concatCarriedRowsDirectly, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
@@ -81,7 +81,7 @@ export interface VanillaLoopOptions {
    * GroupQueryAttention per layer with the cache carried head-major (gqa-decode.ts; fused-operator
    * exports only), which needs `maxPositions` (the longest context: rows of its RoPE tables).
    */
-  attention?: LoopAttention;
+  attention?: DecodeAttention;
   maxPositions?: number;
 }
 
