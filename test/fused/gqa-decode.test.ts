@@ -130,7 +130,7 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     }
   });
 
-  it('the host engine routes to it exactly the one-token steps that see every cached row', async () => {
+  it('the host engine routes to it exactly the one-token steps that see every row of a non-empty cache', async () => {
     const calls: string[] = [];
     const session = (name: string) =>
       ({
@@ -147,8 +147,9 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     await graph.run(step(1, [0, 0, 0, 0]));
     await graph.run(step(1, [0, -1e9, 0, 0]));
     await graph.run(step(2, [0, 0, 0, 0, 0, 0, 0, 0]));
-    await graph.run(step(1, [0]));
-    expect(calls).to.deep.equal(['gqa', 'target', 'target', 'gqa']);
+    await graph.run(step(1, [0])); // the first forward: no cache
+    await graph.run(step(1, [0, 0]));
+    expect(calls).to.deep.equal(['gqa', 'target', 'target', 'target', 'gqa']);
   });
 
   for (const set of ['fp32, fused ops', 'fp16, fused ops'] as const) {
@@ -182,7 +183,7 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
         }
       });
 
-      it('the host engine runs its decode steps, and both engines a one-token prompt, on the GroupQueryAttention graph', async () => {
+      it('the host engine runs its decode steps, and both engines a prompt\'s lone last token, on the GroupQueryAttention graph', async () => {
         const decode = await model.gqaDecodeSession();
         const run = decode.run.bind(decode);
         let runs = 0;
@@ -193,12 +194,17 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
         try {
           await host.generate(SHORT_PROMPT, { maxNewTokens: 10 });
           expect(runs, 'host: 9 decode steps after the prompt').to.equal(9);
+          // 257 tokens: a chunk of 256, then one token over a full cache (CHAIN_CHUNK).
+          const prompt = LONG_PROMPT.slice(0, 257);
+          runs = 0;
+          await host.generate(prompt, { maxNewTokens: 10 });
+          expect(runs, 'host: the prompt\'s last token and 9 steps').to.equal(10);
+          runs = 0;
+          await fused.generate(prompt, { maxNewTokens: 10 });
+          expect(runs, 'fused: the prompt\'s last token (the steps run in the Loop)').to.equal(1);
           runs = 0;
           await host.generate([5], { maxNewTokens: 10 });
-          expect(runs, 'host: the one-token prompt and 9 steps').to.equal(10);
-          runs = 0;
-          await fused.generate([5], { maxNewTokens: 10 });
-          expect(runs, 'fused: the one-token prompt (the steps run in the Loop)').to.equal(1);
+          expect(runs, 'host: a one-token prompt is a first forward, on the target graph').to.equal(9);
         } finally {
           decode.run = run;
         }
