@@ -5,6 +5,7 @@
 import os from 'node:os';
 import { resolveExecutionProvider } from '../model/ort-runtime.js';
 import { FUSED_METHODS, type EngineChoice } from '../engine/engine.js';
+import type { DecodeAttention } from '../model/fused/gqa-decode.js';
 import { UserError } from '../util/errors.js';
 import { loadDataset, type Dataset, type DatasetRequest } from './dataset/load.js';
 import { defaultMethodList, headlineMethodList, parseMethodList, resolveMethods } from './methods.js';
@@ -34,6 +35,8 @@ export interface BenchRequest {
   ep: 'cuda' | 'cpu' | 'auto';
   /** Which decoding engine (src/engine/engine.ts's EngineChoice); default auto: fused on CUDA for greedy vanilla, eagle2 and fr-spec. */
   engine?: EngineChoice;
+  /** vanilla's one-token decode steps (src/engine/engine.ts MethodSettings.decodeAttention); default graph. */
+  decodeAttention?: DecodeAttention;
   out: string;
   /** Replaces the dataset's system prompt (chat prompts); "" for none. */
   system?: string;
@@ -65,7 +68,9 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   const ep = (deps.resolveDevice ?? resolveExecutionProvider)(request.ep);
   const engine = request.engine ?? 'auto';
   // Results of the two engines differ in speed, so the engine is part of the device a folder holds.
-  const device = `${ep}, ${engineLabel(engine, ep)}`;
+  const decodeAttention = request.decodeAttention ?? 'graph';
+  // …and so is vanilla's decode attention: another vanilla baseline.
+  const device = `${ep}, ${engineLabel(engine, ep)}${decodeAttention === 'gqa' ? ', vanilla decode steps with GroupQueryAttention' : ''}`;
   const plan: BenchPlan = {
     questions: dataset.questions,
     methods,
@@ -81,7 +86,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   let outcome: MeasureOutcome = { measured: 0, interrupted: false };
   try {
     if (pendingPairs(plan, store).length > 0) {
-      const backend = await deps.openBackend({ modelDir: model.dir, ep, engine });
+      const backend = await deps.openBackend({ modelDir: model.dir, ep, engine, decodeAttention });
       try {
         outcome = await measurePending(plan, store, backend, deps.events, deps.signal);
       } finally {

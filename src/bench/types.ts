@@ -4,6 +4,7 @@
  * (src/bench/engine-adapter.ts); tests plug in fakes.
  */
 import type { EngineChoice } from '../engine/engine.js';
+import type { DecodeAttention } from '../model/fused/gqa-decode.js';
 
 /** One benchmark item: one or more user turns, asked in order in one conversation. */
 export interface BenchQuestion {
@@ -102,6 +103,8 @@ export interface BackendRequest {
   modelDir: string;
   ep: 'cuda' | 'cpu' | 'auto';
   engine?: EngineChoice;
+  /** vanilla's one-token decode steps (MethodSettings.decodeAttention); default graph. */
+  decodeAttention?: DecodeAttention;
   /** Doubts worth a line on stderr that do not stop the run. */
   onWarning?: (message: string) => void;
 }

@@ -10,6 +10,7 @@ import { NAMED_DATASETS } from '../bench/dataset/load.js';
 import { DEFAULT_PROMPTS, DEFAULT_WARMUP, defaultOutDir, DEMO_MODEL_DIR, EMBEDDED_RUN } from '../bench/defaults.js';
 import { openEngineBackend } from '../bench/engine-adapter.js';
 import { ENGINES, type EngineChoice } from '../engine/engine.js';
+import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import { createBenchProgress } from '../bench/progress-bar.js';
 import { compareLegend, compareTable, runLabels } from '../bench/report/compare.js';
 import { REPORT_FILES, summarizeSaved, terminalReport, writeReports } from '../bench/report/outputs.js';
@@ -35,6 +36,7 @@ interface BenchFlags {
   warmup?: number;
   ep?: BenchRequest['ep'];
   engine: EngineChoice;
+  decodeAttention: DecodeAttention;
   out?: string;
   system?: string;
   promptStyle?: 'chat' | 'plain';
@@ -98,6 +100,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--warmup <w>', `untimed generations per method before measuring (default ${DEFAULT_WARMUP}; ${EMBEDDED_RUN.warmup} for the project's prompts)`, wholeAtLeastZero('--warmup'))
     .addOption(new Option('--ep <provider>', 'execution provider (default: auto, or cpu for the demo models)').choices(['cuda', 'cpu', 'auto']))
     .addOption(new Option('--engine <kind>', 'host: graph runs driven from TypeScript, KV caches on the host; fused: vanilla, eagle2 and fr-spec inside one ONNX Loop, caches on the device (sps and ouroboros stay on the host); auto: fused on CUDA').choices([...ENGINES]).default('auto'))
+    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps: graph (the exported graph\'s attention nodes) or gqa (one GroupQueryAttention node per layer; --ops fused models, fp16 on CUDA), see fr-spec generate').choices([...DECODE_ATTENTIONS]).default('graph'))
     .addOption(new Option('--prompt-style <style>', 'chat: the model\'s chat template; plain: the text as it is (default: chat, plain few-shot for GSM8K)').choices(['chat', 'plain']))
     .option('--system <text>', 'system prompt for chat prompts (default: none; HumanEval: FR-Spec\'s instruction)')
     .option('--fewshot <file>', 'GSM8K: take the exemplars from this file instead of the first items of --data')
@@ -139,6 +142,7 @@ async function runBenchCommand(flags: BenchFlags, deps: BenchCliDependencies): P
     warmup: flags.warmup ?? (embeddedPrompts ? EMBEDDED_RUN.warmup : DEFAULT_WARMUP),
     ep: flags.ep ?? (usingDemo ? EMBEDDED_RUN.ep : 'auto'),
     engine: flags.engine,
+    decodeAttention: flags.decodeAttention,
     out,
     system: flags.system,
     promptStyle: flags.promptStyle,

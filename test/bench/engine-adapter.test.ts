@@ -95,4 +95,31 @@ describe('bench over the decoding engine (tiny models, CPU)', function () {
       expect(record.turns.map((t) => t.acceptLengths), record.method).to.deep.equal(reference.turns.map((t) => t.acceptLengths));
     }
   });
+
+  it('--decode-attention gqa: vanilla\'s steps on GroupQueryAttention, the same tokens on both engines, recorded in the device', async function () {
+    const fusedOps = (await writeModelSet(path.join(root, 'fused-ops'), { vocabSize: TINY_VOCAB_SIZE, attention: 0.3, seed: 21, tokenizerFiles: tinyTokenizerFiles(), ops: 'fused', hiddenSize: 64 })).dir;
+    const base = (out: string, engine: 'host' | 'fused'): BenchRequest => ({
+      modelDir: fusedOps,
+      dataset: { dataset: writeJsonl(path.join(root, 'prompts-3.jsonl'), [{ question_id: 1, category: 'story', turns: ['once upon a time', 'and then'] }]) },
+      methods: 'vanilla,eagle2',
+      maxNewTokens: 16,
+      temperature: 0,
+      seed: 0,
+      runs: 1,
+      warmup: 0,
+      ep: 'cpu',
+      engine,
+      decodeAttention: 'gqa',
+      out: path.join(root, out),
+    });
+    const host = await runBench(base('gqa-host', 'host'), { openBackend: openEngineBackend });
+    const fused = await runBench(base('gqa-fused', 'fused'), { openBackend: openEngineBackend });
+    expect(host.saved.meta.device).to.equal('cpu, host engine, vanilla decode steps with GroupQueryAttention');
+    expect(fused.saved.meta.device).to.match(/^cpu, fused engine .*, vanilla decode steps with GroupQueryAttention$/);
+    expect(fused.saved.records).to.have.lengthOf(2);
+    for (const record of fused.saved.records) {
+      const reference = host.saved.records.find((r) => r.method === record.method && r.question === record.question)!;
+      expect(record.turns.map((t) => t.tokenIds), record.method).to.deep.equal(reference.turns.map((t) => t.tokenIds));
+    }
+  });
 });
