@@ -13,6 +13,8 @@
  * The caches are carried at their exact length, so every step feeds the target graph the very shapes
  * the host engine feeds it (past = L rows, one new token): the same kernels, the same rounding, the
  * same tokens on fp16 too. A carried value whose shape changes between iterations is valid ONNX.
+ * With `attention: 'gqa'` the inlined graph is gqaDecodeTarget's (one GroupQueryAttention per layer,
+ * caches carried head-major), which the host engine then runs too for its decode steps.
  *
  * Inputs:  first_token [1] int64 (the token after the cached rows, not yet in the cache),
  *          cache_key_i / cache_value_i [1,L,kvH,D] (the cache, L rows), max_steps [] int64,
