@@ -2,13 +2,13 @@
  * The decoding engine's entry point: a Generator binds a method (vanilla, sps, eagle2, fr-spec,
  * ouroboros) and its settings to an opened model folder, then generates from token ids.
  */
+import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
+import type { DecoderSession } from '../model/graph-sessions.js';
 import { UserError } from '../util/errors.js';
 import { decoderGraph, eagleGraph, KvDecoder, routedDecoderGraph } from './decoder.js';
-import type { DecoderSession } from '../model/graph-sessions.js';
 import { FusedEagle } from './fused/fused-eagle.js';
 import type { FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
-import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
 import { runEagle, type TopKHead, type TreeShape } from './methods/eagle.js';

@@ -7,8 +7,8 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { DecodeAttention } from '../../model/fused/gqa-decode.js';
-import type { DecoderSession } from '../../model/graph-sessions.js';
 import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
+import type { DecoderSession } from '../../model/graph-sessions.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { decoderGraph, feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
