@@ -40,7 +40,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, concatCarriedRowsDirectly, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -130,39 +130,44 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const T = verifiedTokens(tree);
   const N = candidateCount(tree);
   const B = depth + 1; // committed tokens per iteration, at most
-  const targetLayers = range(targetKv.numLayers);
-  const eagleLayers = range(eagleKv.numLayers);
   const opset = graphs.target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
 
   const outer = new GraphBuilder(EAGLE_LOOP_GRAPH, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const body = new GraphBuilder(`${EAGLE_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const shared = new Map<string, string>();
-  // The target's caches are carried in the layout in which its graph concatenates them (cacheCarryOf);
-  // rows are concatenated as carried (concatCarriedRowsDirectly).
-  const carries = new Map(targetLayers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).map((past) => [past, cacheCarryOf(graphs.target, past)]));
-  const rowPasts = [...carries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
-  const targetGraph = new InlinableGraph(concatCarriedRowsDirectly(graphs.target, rowPasts), 'target', outer, shared);
-  // The EAGLE layer's caches too; its expansions append their rows in that layout (scratch rows).
-  const eagleCarries = new Map(eagleLayers.flatMap((j) => [TARGET_IO.pastKey(j), TARGET_IO.pastValue(j)]).map((past) => [past, cacheCarryOf(graphs.eagle, past)]));
-  const eagleRowPasts = [...eagleCarries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
-  const eagleGraph = new InlinableGraph(concatCarriedRowsDirectly(graphs.eagle, eagleRowPasts), 'eagle', outer, shared);
+  // The target's and the EAGLE layer's caches are carried in the layout in which their graphs concatenate
+  // them (carriedDecoder); the expansions append their rows in that layout too (scratch rows).
+  const targetDecoder = carriedDecoder(graphs.target, targetKv.numLayers);
+  const eagleDecoder = carriedDecoder(graphs.eagle, eagleKv.numLayers);
+  const targetGraph = new InlinableGraph(targetDecoder.graph, 'target', outer, shared);
+  const eagleGraph = new InlinableGraph(eagleDecoder.graph, 'eagle', outer, shared);
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
 
-  const targetCaches = targetLayers.flatMap((i) => [
-    { past: TARGET_IO.pastKey(i), input: EAGLE_LOOP_IO.targetKey(i), body: CARRIED.targetKey(i), final: EAGLE_LOOP_IO.finalTargetKey(i), newRows: TARGET_IO.newKey(i) },
-    { past: TARGET_IO.pastValue(i), input: EAGLE_LOOP_IO.targetValue(i), body: CARRIED.targetValue(i), final: EAGLE_LOOP_IO.finalTargetValue(i), newRows: TARGET_IO.newValue(i) },
-  ]).map((cache) => {
-    const carry = carries.get(cache.past)!;
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: targetKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
-  });
-  const eagleCaches = eagleLayers.flatMap((j) => [
-    { past: TARGET_IO.pastKey(j), input: EAGLE_LOOP_IO.eagleKey(j), body: CARRIED.eagleKey(j), final: EAGLE_LOOP_IO.finalEagleKey(j), newRows: TARGET_IO.newKey(j) },
-    { past: TARGET_IO.pastValue(j), input: EAGLE_LOOP_IO.eagleValue(j), body: CARRIED.eagleValue(j), final: EAGLE_LOOP_IO.finalEagleValue(j), newRows: TARGET_IO.newValue(j) },
-  ]).map((cache) => {
-    const carry = eagleCarries.get(cache.past)!;
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: eagleKv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
-  });
+  /** A decoder's caches as the Loop carries them: the loop's names for each layer's key and value cache. */
+  type CacheNames = { input: (layer: number) => string; body: (layer: number) => string; final: (layer: number) => string };
+  const loopCaches = (decoder: ReturnType<typeof carriedDecoder>, kv: LoopKvLayout, key: CacheNames, value: CacheNames) =>
+    range(kv.numLayers)
+      .flatMap((i) => [
+        { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i) },
+        { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i) },
+      ])
+      .map((cache) => {
+        const carry = decoder.carries.get(cache.past)!;
+        return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
+      });
+  const targetCaches = loopCaches(
+    targetDecoder,
+    targetKv,
+    { input: EAGLE_LOOP_IO.targetKey, body: CARRIED.targetKey, final: EAGLE_LOOP_IO.finalTargetKey },
+    { input: EAGLE_LOOP_IO.targetValue, body: CARRIED.targetValue, final: EAGLE_LOOP_IO.finalTargetValue },
+  );
+  const eagleCaches = loopCaches(
+    eagleDecoder,
+    eagleKv,
+    { input: EAGLE_LOOP_IO.eagleKey, body: CARRIED.eagleKey, final: EAGLE_LOOP_IO.finalEagleKey },
+    { input: EAGLE_LOOP_IO.eagleValue, body: CARRIED.eagleValue, final: EAGLE_LOOP_IO.finalEagleValue },
+  );
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
   const carried: CarriedValue[] = [

@@ -44,12 +44,24 @@ export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
 }
 
 /**
+ * How a Loop carries each of a decoder graph's `numLayers` caches (cacheCarryOf, by past input name), and
+ * the graph to inline for it: one whose caches carried as rows are concatenated as fed
+ * (concatCarriedRowsDirectly).
+ */
+export function carriedDecoder(graph: ModelProto, numLayers: number): { graph: ModelProto; carries: Map<string, CacheCarry> } {
+  const pasts = Array.from({ length: numLayers }, (_, i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).flat();
+  const carries = new Map(pasts.map((past) => [past, cacheCarryOf(graph, past)]));
+  const rowPasts = pasts.filter((past) => carries.get(past)!.rank === 3);
+  return { graph: concatCarriedRowsDirectly(graph, rowPasts), carries };
+}
+
+/**
  * `target` with the caches a Loop carries as rows ([1,L,kvH·D], `pasts`) concatenated as fed: the graph
  * reshapes each past to [0,0,kvH·D] before its Concat, which leaves rows as they are, so the Concat reads
  * the past itself and the Reshape (a node per cache per step) is pruned with the Loop body's unused nodes.
- * Find the carries (cacheCarryOf) on the graph before this rewrite.
+ * The carries (cacheCarryOf) are found on the graph before this rewrite.
  */
-export function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[]): ModelProto {
+function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[]): ModelProto {
   const rowPasts = new Set(pasts);
   const producers = new Map(target.graph.node.flatMap((node) => node.output.map((output) => [output, node] as const)));
   const node = target.graph.node.map((n) => {

@@ -38,7 +38,7 @@ import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
-import { addLoop, cacheCarryOf, carriedCache, carriedLayoutOf, concatCarriedRowsDirectly, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -100,11 +100,10 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const expected = [TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias, ...layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)])];
   for (const name of expected) if (!targetInputs.has(name)) throw new Error(`target graph has no input ${name}`);
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
-  // Each cache is carried in the layout in which the target graph concatenates it (cacheCarryOf); with
+  // Each cache is carried in the layout in which the target graph concatenates it (carriedDecoder); with
   // GroupQueryAttention, head-major as its present output.
-  const carries = new Map(layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)]).map((past) => [past, cacheCarryOf(exported, past)]));
-  const rowPasts = [...carries].filter(([, carry]) => carry.rank === 3).map(([past]) => past);
-  const target = gqa ? gqaDecodeTarget(exported, kv) : concatCarriedRowsDirectly(exported, rowPasts);
+  const decoder = carriedDecoder(exported, numLayers);
+  const target = gqa ? gqaDecodeTarget(exported, kv) : decoder.graph;
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -116,7 +115,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
     { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
   ]).map((cache) => {
-    const carry = gqa ? { concat: cache.present, rank: 4 as const } : carries.get(cache.past)!;
+    const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
   });
   const rotary = gqa ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions!, dtype) : undefined;
