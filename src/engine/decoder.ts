@@ -44,12 +44,14 @@ export function decoderGraph(session: DecoderSession): KvGraph {
 
 /**
  * The target, with its one-token steps over a non-empty cache that see every cached row (vanilla's decode
- * steps, a prompt chunk's lone last token) run by `decode` instead: the GroupQueryAttention decode graph
- * (gqa-decode.ts), which computes only such steps. Every other forward (the first, prompt chunks, trees)
- * runs on the target graph; a first forward has no cache, a case GroupQueryAttention treats as a prompt.
+ * steps, a prompt chunk's lone last token) run by `decode` instead, when given: the GroupQueryAttention
+ * decode graph (gqa-decode.ts), which computes only such steps. Every other forward (the first, prompt
+ * chunks, trees) runs on the target graph; a first forward has no cache, a case GroupQueryAttention treats
+ * as a prompt.
  */
-export function routedDecoderGraph(target: DecoderSession, decode: DecoderSession): KvGraph {
+export function routedDecoderGraph(target: DecoderSession, decode: DecoderSession | undefined): KvGraph {
   const viaTarget = decoderGraph(target);
+  if (!decode) return viaTarget;
   const viaDecode = decoderGraph(decode);
   // One token over P ≥ 1 cached rows: a [1, P+1] mask, all visible.
   const seesEveryRow = (step: DecoderStep) => step.inputIds.length === 1 && step.attentionBias.length > 1 && step.attentionBias.every((x) => x === 0);

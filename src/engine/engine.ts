@@ -197,7 +197,7 @@ export class Generator {
       transcript,
       meter,
       random,
-      target: new KvDecoder(this.gqaDecode ? routedDecoderGraph(sessions.target, this.gqaDecode) : decoderGraph(sessions.target), meter, 'target', 'verify'),
+      target: new KvDecoder(routedDecoderGraph(sessions.target, this.gqaDecode), meter, 'target', 'verify'),
       targetChoice: new TokenChooser(sampling, random, meter, 'verify', targetLogits),
     };
     const draftModel = () => new KvDecoder(decoderGraph(sessions.draft!), meter, 'draft', 'draft');

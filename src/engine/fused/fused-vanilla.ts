@@ -11,7 +11,7 @@ import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
 import type { DecoderSession } from '../../model/graph-sessions.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
-import { decoderGraph, feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
+import { feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
@@ -49,7 +49,7 @@ export class FusedVanilla extends FusedEngine {
     const { sampling, chunk, stopIds, transcript, session, random, meter, targetChoice, started } = await startFused(this.model, this.sessions, prompt, options);
     const { target } = this.model.sessions;
     // The prompt on the host, exactly as the host engine's vanilla method feeds it.
-    const decoder = new KvDecoder(this.gqaDecode ? routedDecoderGraph(target, this.gqaDecode) : decoderGraph(target), meter, 'target', 'verify');
+    const decoder = new KvDecoder(routedDecoderGraph(target, this.gqaDecode), meter, 'target', 'verify');
     const fed = await feedChain(decoder, transcript.tokens);
     transcript.commit([await targetChoice.choose(decoder, fed.last, fed.last.nodes - 1)], false);
 
