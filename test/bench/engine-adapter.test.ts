@@ -71,55 +71,49 @@ describe('bench over the decoding engine (tiny models, CPU)', function () {
     expect(twoTurns.turns[1].promptTokens).to.be.greaterThan(twoTurns.turns[0].promptTokens + twoTurns.turns[0].newTokens - 1);
   });
 
+  /** One story question of two turns, greedy, 16 tokens, on the CPU with `engine`, into `root/out`. */
+  const storyRun = (modelDir: string, methods: string, out: string, engine: 'host' | 'fused', extra: Partial<BenchRequest> = {}) =>
+    runBench(
+      {
+        modelDir,
+        dataset: { dataset: writeJsonl(path.join(root, `${out}-prompts.jsonl`), [{ question_id: 1, category: 'story', turns: ['once upon a time', 'and then'] }]) },
+        methods,
+        maxNewTokens: 16,
+        temperature: 0,
+        seed: 0,
+        runs: 1,
+        warmup: 0,
+        ep: 'cpu',
+        engine,
+        out: path.join(root, out),
+        ...extra,
+      },
+      { openBackend: openEngineBackend },
+    );
+  const sameRecords = (records: readonly PairRecord[], reference: readonly PairRecord[], what: (t: PairRecord['turns'][number]) => unknown) => {
+    for (const record of records) {
+      const expected = reference.find((r) => r.method === record.method && r.question === record.question)!;
+      expect(record.turns.map(what), record.method).to.deep.equal(expected.turns.map(what));
+    }
+  };
+
   it('--engine fused: the same tokens and τ per turn as the host engine (sps and ouroboros stay on the host)', async function () {
-    const base = (out: string, engine: 'host' | 'fused'): BenchRequest => ({
-      modelDir: model,
-      dataset: { dataset: writeJsonl(path.join(root, 'prompts-2.jsonl'), [{ question_id: 1, category: 'story', turns: ['once upon a time', 'and then'] }]) },
-      methods: 'vanilla,eagle2,fr-spec:16,sps',
-      maxNewTokens: 16,
-      temperature: 0,
-      seed: 0,
-      runs: 1,
-      warmup: 0,
-      ep: 'cpu',
-      engine,
-      out: path.join(root, out),
-    });
-    const host = await runBench(base('host', 'host'), { openBackend: openEngineBackend });
-    const fused = await runBench(base('fused', 'fused'), { openBackend: openEngineBackend });
+    const methods = 'vanilla,eagle2,fr-spec:16,sps';
+    const host = await storyRun(model, methods, 'host', 'host');
+    const fused = await storyRun(model, methods, 'fused', 'fused');
     expect(fused.saved.meta.device).to.match(/^cpu, fused engine/);
     expect(host.saved.meta.device).to.equal('cpu, host engine');
-    for (const record of fused.saved.records) {
-      const reference = host.saved.records.find((r) => r.method === record.method && r.question === record.question)!;
-      expect(record.turns.map((t) => t.tokenIds), record.method).to.deep.equal(reference.turns.map((t) => t.tokenIds));
-      expect(record.turns.map((t) => t.acceptLengths), record.method).to.deep.equal(reference.turns.map((t) => t.acceptLengths));
-    }
+    sameRecords(fused.saved.records, host.saved.records, (t) => t.tokenIds);
+    sameRecords(fused.saved.records, host.saved.records, (t) => t.acceptLengths);
   });
 
   it('--decode-attention gqa: vanilla\'s steps on GroupQueryAttention, the same tokens on both engines, recorded in the device', async function () {
     const fusedOps = (await writeModelSet(path.join(root, 'fused-ops'), { vocabSize: TINY_VOCAB_SIZE, attention: 0.3, seed: 21, tokenizerFiles: tinyTokenizerFiles(), ops: 'fused', hiddenSize: 64 })).dir;
-    const base = (out: string, engine: 'host' | 'fused'): BenchRequest => ({
-      modelDir: fusedOps,
-      dataset: { dataset: writeJsonl(path.join(root, 'prompts-3.jsonl'), [{ question_id: 1, category: 'story', turns: ['once upon a time', 'and then'] }]) },
-      methods: 'vanilla,eagle2',
-      maxNewTokens: 16,
-      temperature: 0,
-      seed: 0,
-      runs: 1,
-      warmup: 0,
-      ep: 'cpu',
-      engine,
-      decodeAttention: 'gqa',
-      out: path.join(root, out),
-    });
-    const host = await runBench(base('gqa-host', 'host'), { openBackend: openEngineBackend });
-    const fused = await runBench(base('gqa-fused', 'fused'), { openBackend: openEngineBackend });
+    const host = await storyRun(fusedOps, 'vanilla,eagle2', 'gqa-host', 'host', { decodeAttention: 'gqa' });
+    const fused = await storyRun(fusedOps, 'vanilla,eagle2', 'gqa-fused', 'fused', { decodeAttention: 'gqa' });
     expect(host.saved.meta.device).to.equal('cpu, host engine, vanilla decode steps with GroupQueryAttention');
     expect(fused.saved.meta.device).to.match(/^cpu, fused engine .*, vanilla decode steps with GroupQueryAttention$/);
     expect(fused.saved.records).to.have.lengthOf(2);
-    for (const record of fused.saved.records) {
-      const reference = host.saved.records.find((r) => r.method === record.method && r.question === record.question)!;
-      expect(record.turns.map((t) => t.tokenIds), record.method).to.deep.equal(reference.turns.map((t) => t.tokenIds));
-    }
+    sameRecords(fused.saved.records, host.saved.records, (t) => t.tokenIds);
   });
 });
