@@ -155,7 +155,7 @@ export function rotaryCaches(b: GraphBuilder, invFreq: string, maxPositions: num
  * steps: past_key_i / past_value_i [1,P,kvH,D] token-major in, new_key_i / new_value_i [1,S,kvH,D] out,
  * hidden, argmax and whatever else target.onnx outputs. The pasts are transposed to head-major for
  * GroupQueryAttention and the new rows cut from its present outputs; the RoPE tables are the fused loop's
- * (rotaryCaches with the same `maxPositions`, recomputed per run), so a step computes what a fused-loop
+ * (rotaryCaches with the same `maxPositions`; onnxruntime folds them into constants at session creation), so a step computes what a fused-loop
  * step computes. Valid for S new tokens that see every past row and each other causally, at positions
  * P … P+S−1 (`attention_bias` is read but not used): the host engine routes only such steps here.
  */
