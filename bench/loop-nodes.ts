@@ -49,7 +49,7 @@ const [depth, topK, tokens] = flags.tree.split('/').map(Number);
 const tree = { depth, topK, tokens };
 const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096 }) }));
 for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, bodyOf(loop).node.map((n) => n.op_type), 'step');
-const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree });
+const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096 });
 if (eagleLoop) report(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
 
 if (flags.run) {

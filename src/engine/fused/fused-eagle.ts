@@ -57,6 +57,7 @@ export class FusedEagle extends FusedEngine {
       eagleKv: { ...eagle.kv, dtype: eagle.dtype },
       hiddenSize: config.hidden_size,
       tree,
+      contextLength: model.contextLength,
     };
     const ortModule = loadOrt();
     const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);

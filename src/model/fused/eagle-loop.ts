@@ -41,6 +41,8 @@ import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
+import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -95,6 +97,11 @@ export interface EagleLoopGraphs {
    * `uniforms` input; 'nucleus' adds top-p truncation (input `top_p`). Default greedy.
    */
   sampling?: 'plain' | 'nucleus';
+  /**
+   * The longest context the caches may hold. The loop's RoPE tables (rotary-tables.ts, computed once
+   * per run) cover it plus the positions a last cycle drafts and verifies past it (depth + 1).
+   */
+  contextLength: number;
 }
 
 /** Uniforms one level of the sampling walk consumes: one per child tried, one for the final draw. */
@@ -137,12 +144,25 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const shared = new Map<string, string>();
   // The target's and the EAGLE layer's caches are carried in the layout in which their graphs concatenate
   // them (carriedDecoder); the expansions append their rows in that layout too (scratch rows).
+  if (!(Number.isInteger(graphs.contextLength) && graphs.contextLength > 0)) throw new Error(`eagle_loop: contextLength must be a positive integer, not ${graphs.contextLength}`);
   const targetDecoder = carriedDecoder(graphs.target, targetKv.numLayers);
   const eagleDecoder = carriedDecoder(graphs.eagle, eagleKv.numLayers);
-  const targetGraph = new InlinableGraph(targetDecoder.graph, 'target', outer, shared);
-  const eagleGraph = new InlinableGraph(eagleDecoder.graph, 'eagle', outer, shared);
+  // RoPE reads tables computed once per run (one pair per graph: each has its own inv_freq).
+  const targetTabled = rotaryFromTables(targetDecoder.graph, dtype);
+  const eagleTabled = rotaryFromTables(eagleDecoder.graph, eagleKv.dtype);
+  const targetGraph = new InlinableGraph(targetTabled.graph, 'target', outer, shared);
+  const eagleGraph = new InlinableGraph(eagleTabled.graph, 'eagle', outer, shared);
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
+  const tableRows = graphs.contextLength + depth + 1;
+  const tablesFor = (graph: InlinableGraph, tabled: { rewritten: boolean }, tableDtype: typeof dtype): Record<string, string> => {
+    if (!tabled.rewritten) return {};
+    const tables = rotaryCaches(outer, graph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), tableRows, tableDtype);
+    for (const table of [tables.cos, tables.sin]) body.outerValue(table, tableDtype);
+    return { [ROTARY_TABLE_IO.cos]: tables.cos, [ROTARY_TABLE_IO.sin]: tables.sin };
+  };
+  const targetTables = outer.scope('target', () => tablesFor(targetGraph, targetTabled, dtype));
+  const eagleTables = outer.scope('eagle', () => tablesFor(eagleGraph, eagleTabled, eagleKv.dtype));
 
   /** A decoder's caches as the Loop carries them: the loop's names for each layer's key and value cache. */
   type CacheNames = { input: (layer: number) => string; body: (layer: number) => string; final: (layer: number) => string };
@@ -261,6 +281,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
         [EAGLE_IO.feature]: feature,
         [EAGLE_IO.positionIds]: b.op('Add', [lengthRow, b.constant('int64', new Array<number>(kb).fill(e), [1, kb])]),
         [EAGLE_IO.attentionBias]: withCache(expansionCache, pad(extra)),
+        ...eagleTables,
       };
       for (const cache of eagleCaches) inputs[cache.past] = e === 0 ? cache.body : b.op('Concat', [cache.body, ...scratch.get(cache.past)!], { axis: 1 });
       const call = { prefix: `@eagle_expand_${e}`, inputs };
@@ -327,6 +348,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [TARGET_IO.inputIds]: b.op('Reshape', [padTree(treeOf.tokens), i64([1, Tb])]),
     [TARGET_IO.positionIds]: positionsAt(padTree(treeOf.depths), Tb),
     [TARGET_IO.attentionBias]: b.scope('verify', () => biasOf(Tb, padTree(treeColumns))),
+    ...targetTables,
   };
   for (const cache of targetCaches) verifyInputs[cache.past] = cache.body;
   const verifyCall = { prefix: '@verify', inputs: verifyInputs };
@@ -385,6 +407,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], b.op('Gather', [accept.pathNodes, catchUp.source], { axis: 0 })], { axis: 1 }),
     [EAGLE_IO.positionIds]: b.op('Unsqueeze', [b.op('Add', [length, catchUp.source]), i64([0])]),
     [EAGLE_IO.attentionBias]: catchUp.bias,
+    ...eagleTables,
   };
   for (const cache of eagleCaches) catchUpInputs[cache.past] = cache.body;
   const catchUpCall = { prefix: '@eagle_catch_up', inputs: catchUpInputs };

@@ -39,6 +39,7 @@ import type { Ort } from '../ort-runtime.js';
 import { createSessionFromModel } from './loop-session.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -81,20 +82,21 @@ export interface VanillaLoopOptions {
   /**
    * 'graph' (default): the target graph's own attention nodes, the host engine's kernels. 'gqa': one
    * GroupQueryAttention per layer with the cache carried head-major (gqa-decode.ts; fused-operator
-   * exports only), which needs `maxPositions` (the longest context: rows of its RoPE tables).
+   * exports only).
    */
   attention?: DecodeAttention;
-  maxPositions?: number;
+  /** The longest context (positions 0 … maxPositions − 1): rows of the RoPE tables the loop computes once per run. */
+  maxPositions: number;
 }
 
 /**
  * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
  * `sampling`, each step draws by inverse CDF with one of the `uniforms` instead of taking the argmax.
  */
-export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, options: VanillaLoopOptions = {}): ModelProto {
+export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, options: VanillaLoopOptions): ModelProto {
   const { numLayers, numKvHeads, headDim, dtype } = kv;
   const gqa = options.attention === 'gqa';
-  if (gqa && !(options.maxPositions !== undefined && options.maxPositions > 0)) throw new Error('vanilla_loop with GroupQueryAttention needs maxPositions');
+  if (!(Number.isInteger(options.maxPositions) && options.maxPositions > 0)) throw new Error(`vanilla_loop: maxPositions must be a positive integer, not ${options.maxPositions}`);
   const layers = Array.from({ length: numLayers }, (_, i) => i);
   const targetInputs = new Set(exported.graph.input.map((i) => i.name));
   const expected = [TARGET_IO.inputIds, TARGET_IO.positionIds, TARGET_IO.attentionBias, ...layers.flatMap((i) => [TARGET_IO.pastKey(i), TARGET_IO.pastValue(i)])];
@@ -102,8 +104,10 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
   // Each cache is carried in the layout in which the target graph concatenates it (carriedDecoder); with
   // GroupQueryAttention, head-major as its present output.
+  // Without GroupQueryAttention (which rotates q and k itself), RoPE reads tables computed once per run.
   const decoder = carriedDecoder(exported, numLayers);
-  const target = gqa ? gqaDecodeTarget(exported, kv) : decoder.graph;
+  const tabled = gqa ? undefined : rotaryFromTables(decoder.graph, dtype);
+  const target = gqa ? gqaDecodeTarget(exported, kv) : tabled!.graph;
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -118,7 +122,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
   });
-  const rotary = gqa ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions!, dtype) : undefined;
+  const rotary = gqa || tabled!.rewritten ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions, dtype) : undefined;
   if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
@@ -147,7 +151,8 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
       [TARGET_IO.attentionBias]: bias,
     };
     for (const cache of caches) stepInputs[cache.past] = cache.body;
-    if (rotary) {
+    if (rotary && !gqa) Object.assign(stepInputs, { [ROTARY_TABLE_IO.cos]: rotary.cos, [ROTARY_TABLE_IO.sin]: rotary.sin });
+    if (rotary && gqa) {
       const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
       Object.assign(stepInputs, {
         [GQA_IO.seqlensK]: int32(rows),
@@ -201,6 +206,6 @@ export function externalDataLocations(model: ModelProto): string[] {
 }
 
 /** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
-export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, loop: VanillaLoopOptions = {}): Promise<ort.InferenceSession> {
+export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, loop: VanillaLoopOptions): Promise<ort.InferenceSession> {
   return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, loop), dirname(targetPath), options);
 }
