@@ -5,7 +5,8 @@
  * The Loop body is the folder's own target graph (target.onnx inlined as is by InlinableGraph: every
  * node, the same external-data initializers in weights.data) wrapped by a prologue and an epilogue:
  * - prologue: input_ids / position_ids from the carried token and the cache length L (the caches'
- *   row count), and the all-zero additive mask [1,1,1,L+1];
+ *   row count), and the all-zero additive mask [1,1,1,L+1]; RoPE reads tables the outer graph computes
+ *   once per run (rotary-tables.ts);
  * - epilogue: each cache grows by its new row (the target graph's own concatenation of past and new
  *   rows, reshaped, where it has one; a `Concat` otherwise), the argmax (or, sampling, a draw) is the next
  *   carried token and a scan output, and `cond = no stop id was produced`.
