@@ -189,10 +189,10 @@ for step in "${STEPS[@]}"; do
       done
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
-        # Vanilla on both engines (the roofline; fused operators also with GroupQueryAttention), then the
-        # speculative methods' cycle cost on the fused one.
+        # Vanilla on both engines (the roofline; fused operators also with GroupQueryAttention on both, so that
+        # fused+gqa's tokens are checked against host+gqa's), then the speculative methods' cycle cost on the fused one.
         engines=host,fused
-        [ "$ops" = fused ] && engines=host,fused,fused+gqa
+        [ "$ops" = fused ] && engines=host,fused,host+gqa,fused+gqa
         engines_command "$BIG/model-$ops" --methods vanilla --engines "$engines" --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
