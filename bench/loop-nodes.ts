@@ -6,7 +6,8 @@
  *
  *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run] [--tree 6/10/60]
  *
- * Without --run: the Loop bodies as built (ONNX nodes). With --run: also the nodes onnxruntime executes
+ * Without --run: the Loop bodies as built (ONNX nodes), and an eagle cycle's nodes by part (target verify,
+ * EAGLE layer, draft head, draft glue, tree, …). With --run: also the nodes onnxruntime executes
  * per vanilla step and per eagle cycle after its own graph optimizations, from a profile of a short CPU generation (the CUDA
  * provider's partition adds no node to a body that runs wholly on the GPU, `--strict`).
  */
@@ -44,13 +45,40 @@ const bodyOf = (loop: ModelProto): GraphProto => loop.graph.node.find((n) => n.o
 const report = (what: string, ops: readonly string[], per: string) =>
   process.stdout.write(`${what}: ${ops.length} nodes per ${per} (${(ops.length / kv.numLayers).toFixed(1)} per target layer); ${byOp(ops)}\n`);
 
+/**
+ * Which part of an eagle cycle a body node belongs to, from its name: the inlined graphs are prefixed
+ * with their call (`@verify/…`, `@eagle_expand_2/…`, `@head_root/…`), the loop's own nodes with their scope.
+ */
+const EAGLE_PARTS: readonly [RegExp, string][] = [
+  [/^@verify\//, 'target verify'],
+  [/^@eagle_/, 'EAGLE layer'],
+  [/^@head_/, 'draft head'],
+  [/^draft\//, 'draft glue'],
+  [/^tree\//, 'tree'],
+  [/^(verify|accept)\//, 'mask and accept'],
+  [/^(catch_up|next)\//, 'catch-up and next'],
+];
+const reportParts = (what: string, nodeNames: readonly string[]) => {
+  const counts = new Map<string, number>();
+  for (const name of nodeNames) {
+    const part = EAGLE_PARTS.find(([pattern]) => pattern.test(name))?.[1] ?? 'commit and other';
+    counts.set(part, (counts.get(part) ?? 0) + 1);
+  }
+  const order = [...EAGLE_PARTS.map(([, part]) => part), 'commit and other'];
+  const parts = order.filter((part) => counts.has(part)).map((part) => `${part} ${counts.get(part)}`);
+  process.stdout.write(`${what}, by part: ${parts.join(', ')}\n`);
+};
+
 process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'standard'} operators, ${config.dtype}\n`);
 const [depth, topK, tokens] = flags.tree.split('/').map(Number);
 const tree = { depth, topK, tokens };
 const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096 }) }));
 for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, bodyOf(loop).node.map((n) => n.op_type), 'step');
 const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096 });
-if (eagleLoop) report(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
+if (eagleLoop) {
+  report(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
+  reportParts(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.name ?? ''));
+}
 
 if (flags.run) {
   const model = await EngineModel.open(dir, { ep: 'cpu' });
@@ -87,6 +115,7 @@ async function profileLoop(what: string, per: 'step' | 'cycle', loop: ModelProto
     process.stdout.write(`${what}: ${result.tokens.length} tokens, ${[...iterations][0]} iterations profiled\n`);
     const perIteration = [...runs.keys()].map((name) => body.find((e) => e.name === name)!.args!.op_name!);
     report(`${what}, run by onnxruntime (CPU)`, perIteration, per);
+    if (per === 'cycle') reportParts(`${what}, run by onnxruntime (CPU)`, [...runs.keys()].map((event) => event.replace(/_kernel_time$/, '')));
   } finally {
     await fused.release();
     rmSync(profileDir, { recursive: true, force: true });

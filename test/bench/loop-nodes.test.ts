@@ -39,5 +39,13 @@ describe('bench/loop-nodes.ts', function () {
     expect(ran('vanilla_loop, attention graph')).to.be.within(1, body('graph'));
     expect(ran('vanilla_loop, attention gqa')).to.be.below(ran('vanilla_loop, attention graph'));
     expect(ran('eagle_loop, tree 3/3/8')).to.be.within(1, count('eagle_loop, tree 3/3/8, as built'));
+    // An eagle cycle by part: every node in exactly one part, the target's verify forward among them.
+    for (const label of ['eagle_loop, tree 3/3/8, as built', 'eagle_loop, tree 3/3/8, run by onnxruntime (CPU)']) {
+      const line = run.stdout.split('\n').find((l) => l.startsWith(`${label}, by part: `));
+      expect(line, `${label} by part in\n${run.stdout}`).to.not.equal(undefined);
+      const parts = new Map(line!.slice(line!.indexOf('by part: ') + 'by part: '.length).split(', ').map((entry) => [entry.replace(/ \d+$/, ''), Number(/(\d+)$/.exec(entry)![1])]));
+      expect([...parts.values()].reduce((a, b) => a + b, 0), line).to.equal(count(label));
+      for (const part of ['target verify', 'EAGLE layer', 'draft head', 'draft glue']) expect(parts.get(part), `${part} in ${line}`).to.be.above(0);
+    }
   });
 });
