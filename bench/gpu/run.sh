@@ -29,6 +29,9 @@
 #   BIG_OPS         operator sets big-model exports (each to $RUN/big-SHAPE/model-OPS) and roofline times
 #                   (default fused; "standard fused" for both)
 #   BIG_TOKENIZER   folder with the Llama-3 tokenizer.json (default models/demo)
+#   BASELINE        optional: a checkout of an earlier commit (with node_modules); the roofline step then also
+#                   times the fused loops of that code on the same exported model, on the same machine
+#                   (roofline-SHAPE-OPS-baseline.txt), so a change is compared within one machine
 #   STEP_SECONDS    wall-clock limit of one bench step before it stops to be resumed (default 540)
 #   NODE, PYTHON    interpreters (default node, python3)
 set -euo pipefail
@@ -197,6 +200,12 @@ for step in "${STEPS[@]}"; do
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
+        if [ -n "${BASELINE:-}" ]; then
+          # Absolute paths: the baseline's own engines.ts runs from its folder.
+          BENCH_DATA=$(cd "$BENCH_DATA" && pwd) engines_command "$(cd "$BIG/model-$ops" && pwd)" --methods vanilla,eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
+          log "(in $BASELINE, $(git -C "$BASELINE" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout'))"
+          (cd "$BASELINE" && "${cmd[@]}") | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops-baseline.txt"
+        fi
       done
       ;;
     profile)
