@@ -142,9 +142,9 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const outer = new GraphBuilder(EAGLE_LOOP_GRAPH, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const body = new GraphBuilder(`${EAGLE_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const shared = new Map<string, string>();
+  if (!(Number.isInteger(graphs.contextLength) && graphs.contextLength > 0)) throw new Error(`eagle_loop: contextLength must be a positive integer, not ${graphs.contextLength}`);
   // The target's and the EAGLE layer's caches are carried in the layout in which their graphs concatenate
   // them (carriedDecoder); the expansions append their rows in that layout too (scratch rows).
-  if (!(Number.isInteger(graphs.contextLength) && graphs.contextLength > 0)) throw new Error(`eagle_loop: contextLength must be a positive integer, not ${graphs.contextLength}`);
   const targetDecoder = carriedDecoder(graphs.target, targetKv.numLayers);
   const eagleDecoder = carriedDecoder(graphs.eagle, eagleKv.numLayers);
   // RoPE reads tables computed once per run (one pair per graph: each has its own inv_freq).

@@ -104,8 +104,8 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   for (const name of expected) if (!targetInputs.has(name)) throw new Error(`target graph has no input ${name}`);
   if (targetInputs.size !== expected.length) throw new Error(`target graph has inputs beyond the contract's: ${[...targetInputs].join(', ')}`);
   // Each cache is carried in the layout in which the target graph concatenates it (carriedDecoder); with
-  // GroupQueryAttention, head-major as its present output.
-  // Without GroupQueryAttention (which rotates q and k itself), RoPE reads tables computed once per run.
+  // GroupQueryAttention, head-major as its present output. Without it, RoPE reads tables computed once per
+  // run (GroupQueryAttention rotates q and k from its own tables).
   const decoder = carriedDecoder(exported, numLayers);
   const tabled = gqa ? undefined : rotaryFromTables(decoder.graph, dtype);
   const target = gqa ? gqaDecodeTarget(exported, kv) : tabled!.graph;
