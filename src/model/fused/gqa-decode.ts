@@ -22,6 +22,7 @@
  */
 import { GraphBuilder, MICROSOFT_DOMAIN } from '../onnx/builder.js';
 import { dtypeFromOnnx, ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { attributeOf, intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
 import { declareDecoderInputs, DIM_SEQUENCE, TARGET_IO } from '../llama-graph.js';
@@ -54,13 +55,12 @@ export const ROPE_INV_FREQ = 'rope.inv_freq';
  */
 export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }): ModelProto {
   const nodes = target.graph.node;
-  const producers = new Map(nodes.flatMap((node) => node.output.map((output) => [output, node] as const)));
+  const producers = producersOf(nodes);
   const producer = (value: string, opType: string, what: string): NodeProto => {
     const node = producers.get(value);
     if (node?.op_type !== opType) throw new Error(`target graph: ${what} is not the output of a ${opType} node (GroupQueryAttention needs a graph exported with --ops fused)`);
     return node;
   };
-  const attribute = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute.find((a) => a.name === name);
   const pastLayer = new Map<string, { layer: number; kind: 'key' | 'value' }>();
   for (let i = 0; i < kv.numLayers; i++) {
     pastLayer.set(TARGET_IO.pastKey(i), { layer: i, kind: 'key' });
@@ -89,15 +89,15 @@ export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; num
     const split = producer(queryRope.input[0], 'Split', `${queryRope.name}'s input`);
     const keyRope = producer(keysConcat.input[1], 'RotaryEmbedding', `${keysConcat.name}'s new rows`);
     if (keyRope.input[0] !== split.output[1] || valuesConcat.input[1] !== split.output[2]) throw new Error(`target graph: ${node.name}'s keys and values are not ${split.name}'s second and third outputs`);
-    if (Number(attribute(queryRope, 'interleaved')?.i ?? 0) !== 0) throw new Error(`target graph: ${queryRope.name} is interleaved RoPE; the loop's GroupQueryAttention rotates halves`);
-    if (attribute(node, 'scale') !== undefined || attribute(node, 'softcap') !== undefined) throw new Error(`target graph: ${node.name} sets a scale or softcap the rewrite does not carry over`);
+    if ((intAttributeOf(queryRope, 'interleaved') ?? 0) !== 0) throw new Error(`target graph: ${queryRope.name} is interleaved RoPE; the loop's GroupQueryAttention rotates halves`);
+    if (attributeOf(node, 'scale') !== undefined || attributeOf(node, 'softcap') !== undefined) throw new Error(`target graph: ${node.name} sets a scale or softcap the rewrite does not carry over`);
     const layer = layerOf(keysConcat, 'key');
     if (layerOf(valuesConcat, 'value') !== layer || layersDone.has(layer)) throw new Error(`target graph: ${node.name}'s keys and values belong to different or repeated layers`);
     layersDone.add(layer);
     const heads = (name: string) => {
-      const value = attribute(node, name)?.i;
+      const value = intAttributeOf(node, name);
       if (value === undefined) throw new Error(`target graph: ${node.name} has no ${name}`);
-      return Number(value);
+      return value;
     };
     const int = (name: string, i: number): AttributeProto => ({ name, type: OnnxAttributeType.INT, i });
     rewritten.push({

@@ -2,6 +2,7 @@
 import { TARGET_IO } from '../llama-graph.js';
 import type { GraphBuilder, Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
+import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
 
 /** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
@@ -30,10 +31,9 @@ export interface CacheCarry {
 }
 
 export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
-  const producers = new Map(target.graph.node.flatMap((node) => node.output.map((output) => [output, node] as const)));
-  const axisOf = (node: NodeProto) => Number(node.attribute.find((a) => a.name === 'axis')?.i ?? Number.NaN);
+  const producers = producersOf(target.graph.node);
   for (const node of target.graph.node) {
-    if (node.op_type !== 'Concat' || node.input.length !== 2 || axisOf(node) !== 1) continue;
+    if (node.op_type !== 'Concat' || node.input.length !== 2 || intAttributeOf(node, 'axis') !== 1) continue;
     if (node.input[0] === past) return { concat: node.output[0], newRows: node.input[1], rank: 4 };
     const reshape = producers.get(node.input[0]);
     if (reshape?.op_type !== 'Reshape' || reshape.input[0] !== past) continue;
@@ -63,7 +63,7 @@ export function carriedDecoder(graph: ModelProto, numLayers: number): { graph: M
  */
 function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[]): ModelProto {
   const rowPasts = new Set(pasts);
-  const producers = new Map(target.graph.node.flatMap((node) => node.output.map((output) => [output, node] as const)));
+  const producers = producersOf(target.graph.node);
   const node = target.graph.node.map((n) => {
     if (n.op_type !== 'Concat' || n.input.length !== 2) return n;
     const reshape = producers.get(n.input[0]);

@@ -11,6 +11,7 @@
  * computed, so the rotated q and k are the same bits.
  */
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import type { ModelProto, NodeProto } from '../onnx/proto.js';
 import { ROPE_INV_FREQ } from './gqa-decode.js';
 
@@ -25,7 +26,7 @@ export const ROTARY_TABLE_IO = { cos: 'rotary_cos_table', sin: 'rotary_sin_table
  */
 export function rotaryFromTables(graph: ModelProto, dtype: FloatDType): { graph: ModelProto; rewritten: boolean } {
   const nodes = graph.graph.node;
-  const producers = new Map(nodes.flatMap((node) => node.output.map((output) => [output, node] as const)));
+  const producers = producersOf(nodes);
   const inputs = new Set(graph.graph.input.map((input) => input.name));
   const fail = (node: NodeProto, what: string): never => {
     throw new Error(`${graph.graph.name} graph: ${node.name}'s ${what} is not the exported per-forward RoPE table (cos/sin of Cast(position ids) · ${ROPE_INV_FREQ})`);
@@ -37,13 +38,13 @@ export function rotaryFromTables(graph: ModelProto, dtype: FloatDType): { graph:
   /** The position-id graph input a table input of `rope` is computed from. */
   const positionsOf = (rope: NodeProto, table: string, trig: 'Cos' | 'Sin'): string => {
     const cast = dtype === 'float32' ? undefined : (producer(table, 'Cast') ?? fail(rope, `${trig} table`));
-    if (cast && Number(cast.attribute.find((a) => a.name === 'to')?.i) !== ONNX_DATA_TYPE[dtype]) fail(rope, `${trig} table`);
+    if (cast && intAttributeOf(cast, 'to') !== ONNX_DATA_TYPE[dtype]) fail(rope, `${trig} table`);
     const cosOrSin = producer(cast ? cast.input[0] : table, trig) ?? fail(rope, `${trig} table`);
     const angles = producer(cosOrSin.input[0], 'Mul') ?? fail(rope, `${trig} table`);
     if (angles.input[1] !== ROPE_INV_FREQ) fail(rope, `${trig} table`);
     const unsqueeze = producer(angles.input[0], 'Unsqueeze') ?? fail(rope, `${trig} table`);
     const toFloat = producer(unsqueeze.input[0], 'Cast') ?? fail(rope, `${trig} table`);
-    if (Number(toFloat.attribute.find((a) => a.name === 'to')?.i) !== ONNX_DATA_TYPE.float32 || !inputs.has(toFloat.input[0])) fail(rope, `${trig} table`);
+    if (intAttributeOf(toFloat, 'to') !== ONNX_DATA_TYPE.float32 || !inputs.has(toFloat.input[0])) fail(rope, `${trig} table`);
     return toFloat.input[0];
   };
 

@@ -108,7 +108,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   // run (GroupQueryAttention rotates q and k from its own tables).
   const decoder = carriedDecoder(exported, numLayers);
   const tabled = gqa ? undefined : rotaryFromTables(decoder.graph, dtype);
-  const target = gqa ? gqaDecodeTarget(exported, kv) : tabled!.graph;
+  const target = tabled?.graph ?? gqaDecodeTarget(exported, kv);
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -123,7 +123,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
   });
-  const rotary = gqa || tabled!.rewritten ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions, dtype) : undefined;
+  const rotary = gqa || tabled?.rewritten ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions, dtype) : undefined;
   if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
@@ -152,7 +152,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
       [TARGET_IO.attentionBias]: bias,
     };
     for (const cache of caches) stepInputs[cache.past] = cache.body;
-    if (rotary && !gqa) Object.assign(stepInputs, { [ROTARY_TABLE_IO.cos]: rotary.cos, [ROTARY_TABLE_IO.sin]: rotary.sin });
+    if (rotary && tabled) Object.assign(stepInputs, { [ROTARY_TABLE_IO.cos]: rotary.cos, [ROTARY_TABLE_IO.sin]: rotary.sin });
     if (rotary && gqa) {
       const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
       Object.assign(stepInputs, {
