@@ -36,11 +36,12 @@ const read = (file: string): ModelProto => decodeModel(readFileSync(folder.path(
 const target = read(config.target.file);
 const attentions = DECODE_ATTENTIONS.filter((a) => a === 'graph' || config.ops === 'fused');
 
-const byOp = (ops: readonly string[]) => {
+const tally = (keys: readonly string[]) => {
   const counts = new Map<string, number>();
-  for (const op of ops) counts.set(op, (counts.get(op) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
+  for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+  return counts;
 };
+const byOp = (ops: readonly string[]) => [...tally(ops)].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
 const bodyOf = (loop: ModelProto): GraphProto => loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
 const report = (what: string, ops: readonly string[], per: string) =>
   process.stdout.write(`${what}: ${ops.length} nodes per ${per} (${(ops.length / kv.numLayers).toFixed(1)} per target layer); ${byOp(ops)}\n`);
@@ -59,11 +60,7 @@ const EAGLE_PARTS: readonly [RegExp, string][] = [
   [/^(catch_up|next)\//, 'catch-up and next'],
 ];
 const reportParts = (what: string, nodeNames: readonly string[]) => {
-  const counts = new Map<string, number>();
-  for (const name of nodeNames) {
-    const part = EAGLE_PARTS.find(([pattern]) => pattern.test(name))?.[1] ?? 'commit and other';
-    counts.set(part, (counts.get(part) ?? 0) + 1);
-  }
+  const counts = tally(nodeNames.map((name) => EAGLE_PARTS.find(([pattern]) => pattern.test(name))?.[1] ?? 'commit and other'));
   const order = [...EAGLE_PARTS.map(([, part]) => part), 'commit and other'];
   const parts = order.filter((part) => counts.has(part)).map((part) => `${part} ${counts.get(part)}`);
   process.stdout.write(`${what}, by part: ${parts.join(', ')}\n`);
