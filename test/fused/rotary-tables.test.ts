@@ -15,7 +15,7 @@ import { DecoderSession } from '../../src/model/graph-sessions.js';
 import { declareDecoderInputs, TARGET_IO } from '../../src/model/llama-graph.js';
 import { float32ToFloat16Bits } from '../../src/model/half-precision.js';
 import { GraphBuilder } from '../../src/model/onnx/builder.js';
-import { dtypeFromOnnx, type FloatDType } from '../../src/model/onnx/dtypes.js';
+import type { FloatDType } from '../../src/model/onnx/dtypes.js';
 import { InlinableGraph } from '../../src/model/onnx/inline.js';
 import { decodeModel, type ModelProto } from '../../src/model/onnx/proto.js';
 import { loadOrt } from '../../src/model/ort-runtime.js';
@@ -50,12 +50,7 @@ function withTables(exported: ModelProto, dtype: FloatDType): ModelProto {
     callInputs[TARGET_IO.pastKey(i)] = inputs.pastKeys[i];
     callInputs[TARGET_IO.pastValue(i)] = inputs.pastValues[i];
   }
-  const outputs = target.call(b, { prefix: '@step', inputs: callInputs });
-  for (const output of exported.graph.output) {
-    const tensor = output.type!.tensor_type!;
-    const dims = tensor.shape!.dim.map((d) => ('dim_value' in d ? Number(d.dim_value) : d.dim_param));
-    b.output(outputs[output.name], dtypeFromOnnx(tensor.elem_type!)!, dims, output.name);
-  }
+  target.declareOutputs(b, target.call(b, { prefix: '@step', inputs: callInputs }));
   b.pruneUnusedNodes();
   return b.toModel();
 }

@@ -21,7 +21,7 @@
  * on fp16 its tokens may differ from decoding with the exported graph's attention on near-tied logits.
  */
 import { GraphBuilder, MICROSOFT_DOMAIN } from '../onnx/builder.js';
-import { dtypeFromOnnx, ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
+import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { attributeOf, intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import { OnnxAttributeType, type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.js';
@@ -192,14 +192,7 @@ export function buildGqaDecodeModel(exported: ModelProto, kv: { numLayers: numbe
     b.output(newRows(GQA_IO.presentValue(i)), kv.dtype, newKvShape, TARGET_IO.newValue(i));
   }
   const isNewRows = new Set(Array.from({ length: kv.numLayers }, (_, i) => [TARGET_IO.newKey(i), TARGET_IO.newValue(i)]).flat());
-  for (const output of exported.graph.output) {
-    if (isNewRows.has(output.name)) continue;
-    const tensor = output.type!.tensor_type!;
-    const dims = tensor.shape?.dim.map((d) => ('dim_value' in d ? Number(d.dim_value) : d.dim_param)) ?? [];
-    const dtype = dtypeFromOnnx(tensor.elem_type!);
-    if (dtype === undefined) throw new Error(`target graph output ${output.name} has element type ${tensor.elem_type}, which fr-spec does not read`);
-    b.output(outputs[output.name], dtype, dims, output.name);
-  }
+  target.declareOutputs(b, outputs, isNewRows);
   b.pruneUnusedNodes();
   for (const entry of exported.metadata_props ?? []) b.setMetadata(entry.key, entry.value);
   return b.toModel();

@@ -93,6 +93,22 @@ export class InlinableGraph {
     b.adoptNodes(nodes, dtypes);
     return outputs;
   }
+
+  /**
+   * Declares the graph's outputs, under their own names, types and shapes, as outputs of `b` computed by
+   * `outputs` (what `call` returned), except those in `except`: a model that wraps a call behind the
+   * graph's own interface.
+   */
+  declareOutputs(b: GraphBuilder, outputs: Readonly<Record<string, string>>, except: ReadonlySet<string> = new Set()): void {
+    for (const output of this.model.graph.output) {
+      if (except.has(output.name)) continue;
+      const tensor = output.type!.tensor_type!;
+      const dims = tensor.shape?.dim.map((d) => ('dim_value' in d ? Number(d.dim_value) : d.dim_param)) ?? [];
+      const dtype = this.outputDtypes.get(output.name);
+      if (dtype === undefined) throw new Error(`graph ${this.model.graph.name}: output ${output.name} has element type ${tensor.elem_type}, which fr-spec does not read`);
+      b.output(outputs[output.name], dtype, dims, output.name);
+    }
+  }
 }
 
 /** Where an external-data initializer's bytes are: equal keys mean the same stored tensor. */
