@@ -20,10 +20,11 @@ import type { FusedEngine } from '../src/engine/fused/fused-run.js';
 import { FusedVanilla } from '../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../src/engine/model.js';
 import { buildEagleLoopModel } from '../src/model/fused/eagle-loop.js';
+import { loopBodyOf } from '../src/model/fused/loop-ops.js';
 import { DECODE_ATTENTIONS } from '../src/model/fused/gqa-decode.js';
 import { buildVanillaLoopModel } from '../src/model/fused/vanilla-loop.js';
 import { ModelFolder } from '../src/model/model-folder.js';
-import { decodeModel, type GraphProto, type ModelProto } from '../src/model/onnx/proto.js';
+import { decodeModel, type ModelProto } from '../src/model/onnx/proto.js';
 
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' } } });
 if (positionals.length !== 1) throw new Error('usage: loop-nodes.ts MODEL_DIR [--run] [--tree D/K/T]');
@@ -42,7 +43,6 @@ const tally = (keys: readonly string[]) => {
   return counts;
 };
 const byOp = (ops: readonly string[]) => [...tally(ops)].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
-const bodyOf = (loop: ModelProto): GraphProto => loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
 const report = (what: string, ops: readonly string[], per: string) =>
   process.stdout.write(`${what}: ${ops.length} nodes per ${per} (${(ops.length / kv.numLayers).toFixed(1)} per target layer); ${byOp(ops)}\n`);
 
@@ -70,11 +70,11 @@ process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'st
 const [depth, topK, tokens] = flags.tree.split('/').map(Number);
 const tree = { depth, topK, tokens };
 const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096 }) }));
-for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, bodyOf(loop).node.map((n) => n.op_type), 'step');
+for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, loopBodyOf(loop).node.map((n) => n.op_type), 'step');
 const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096 });
 if (eagleLoop) {
-  report(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
-  reportParts(`eagle_loop, tree ${flags.tree}, as built`, bodyOf(eagleLoop).node.map((n) => n.name ?? ''));
+  report(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
+  reportParts(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.name ?? ''));
 }
 
 if (flags.run) {

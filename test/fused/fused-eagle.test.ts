@@ -17,6 +17,7 @@ import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { loadVocabMap } from '../../src/engine/vocab-map.js';
 import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/model/fused/eagle-loop.js';
+import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
 import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
@@ -78,7 +79,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
     const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
     const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 }, contextLength: 64 });
-    const body = loop.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
+    const body = loopBodyOf(loop);
     const readers = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/target_(key|value)_\d+$/.test(i)));
     expect(readers('Reshape')).to.have.lengthOf(0);
     expect(readers('Concat')).to.have.lengthOf(2 * config.target.architecture.num_layers);

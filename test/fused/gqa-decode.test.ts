@@ -13,6 +13,7 @@ import { FusedVanilla } from '../../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { buildGqaDecodeModel, GQA_IO, gqaDecodeTarget } from '../../src/model/fused/gqa-decode.js';
+import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { buildVanillaLoopModel } from '../../src/model/fused/vanilla-loop.js';
 import type { DecoderSession, DecoderStep } from '../../src/model/graph-sessions.js';
 import { decodeModel, type GraphProto } from '../../src/model/onnx/proto.js';
@@ -34,7 +35,6 @@ const random = new SeededRandom(23);
 const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform() * FUSED_VOCAB));
 
 const count = (graph: GraphProto, opType: string) => graph.node.filter((n) => n.op_type === opType).length;
-const bodyOf = (graph: GraphProto): GraphProto => graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
 
 describe('fused vanilla loop with GroupQueryAttention', function () {
   const dirs = Object.fromEntries(Object.keys(SETS).map((name) => [name, ''])) as Record<keyof typeof SETS, string>;
@@ -74,9 +74,9 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
 
   it('carries head-major caches that GroupQueryAttention extends, with 5 fewer nodes per layer per step', () => {
     const exported = target('fp32, fused ops');
-    const plain = bodyOf(buildVanillaLoopModel(exported, KV, { maxPositions: 64 }).graph);
+    const plain = loopBodyOf(buildVanillaLoopModel(exported, KV, { maxPositions: 64 }));
     const loop = buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 64 });
-    const body = bodyOf(loop.graph);
+    const body = loopBodyOf(loop);
     for (const op of ['Attention', 'RotaryEmbedding']) expect(count(body, op), op).to.equal(0);
     expect(count(body, 'Split'), 'the MLP\'s gate/up Split').to.equal(KV.numLayers);
     expect(body.node.filter((n) => n.op_type === 'Concat' && n.input.some((i) => /^it\/(key|value)_/.test(i)))).to.have.lengthOf(0);

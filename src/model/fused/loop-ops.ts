@@ -3,7 +3,7 @@ import { TARGET_IO } from '../llama-graph.js';
 import type { GraphBuilder, Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
-import { OnnxAttributeType, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { OnnxAttributeType, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
 
 /** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
 export function logitsBeforeArgmax(target: ModelProto): string {
@@ -41,6 +41,13 @@ export function cacheCarryOf(target: ModelProto, past: string): CacheCarry {
     if (rank === 3 || rank === 4) return { concat: node.output[0], newRows: node.input[1], rank };
   }
   return { rank: 4 };
+}
+
+/** The body of a fused-loop model's Loop (the graph one iteration runs). */
+export function loopBodyOf(model: ModelProto): GraphProto {
+  const body = model.graph.node.find((n) => n.op_type === 'Loop')?.attribute.find((a) => a.name === 'body')?.g;
+  if (!body) throw new Error(`${model.graph.name}: no Loop node with a body graph`);
+  return body;
 }
 
 /**
