@@ -88,10 +88,18 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const eagleReaders = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/eagle_(key|value)_\d+$/.test(i)));
     expect(eagleReaders('Reshape')).to.have.lengthOf(0);
     const eagleLayers = config.eagle.architecture.num_layers;
-    // Per cache: the graph's Concat in the first expansion and in the catch-up, and the loop's Concat of cache
-    // and scratch rows that the second expansion's graph Concat then reads.
-    expect(eagleReaders('Concat')).to.have.lengthOf(2 * eagleLayers * 3);
+    // Per cache: the graph's Concat in the first expansion and in the catch-up. The second expansion's past is
+    // the first's own concatenation less its padding rows (k = 3 fed as 4 rows): no Concat of the loop's.
+    expect(eagleReaders('Concat')).to.have.lengthOf(2 * eagleLayers * 2);
     const producer = (value: string) => body.node.find((n) => n.output.includes(value))!;
+    const secondExpansionConcats = body.node.filter((n) => n.op_type === 'Concat' && n.name.startsWith('@eagle_expand_1/') && n.input.some((i) => producer(i)?.op_type === 'Slice'));
+    expect(secondExpansionConcats).to.have.lengthOf(2 * eagleLayers);
+    for (const concat of secondExpansionConcats) {
+      const slice = producer(concat.input[0]!);
+      expect(slice.op_type).to.equal('Slice');
+      expect(producer(slice.input[0]!).name).to.match(/^@eagle_expand_0\//);
+      expect(producer(slice.input[0]!).op_type).to.equal('Concat');
+    }
     // Body outputs: the condition, root token, root output, generated count, the target's caches, the head's caches, the scans.
     const first = 4 + 2 * config.target.architecture.num_layers;
     for (const output of body.output.slice(first, first + 2 * eagleLayers)) {

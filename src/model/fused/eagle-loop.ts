@@ -234,9 +234,6 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const biasOf = (rowCount: number | string, extra: string) => withCache(cacheColumns(rowCount), additive(b.op('Greater', [extra, b.scalar('float32', 0.5)])));
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
-  const kRange = i64(range(k));
-  /** [k,k] additive bias: row j sees column rowsOfK[j] only. */
-  const oneHotBias = (rowsOfK: string) => additive(b.op('Equal', [b.op('Unsqueeze', [rowsOfK, i64([1])]), b.op('Unsqueeze', [kRange, i64([0])])]));
   /**
    * The host engine feeds a decoder bucketSize(S) rows for S real ones (src/engine/decoder.ts); the
    * loop pads the same way, so each forward has the host's shapes, hence its kernels and rounding.
@@ -245,71 +242,79 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
    */
   const padIndex = (rows: number) => i64([...range(rows), ...new Array<number>(bucketSize(rows) - rows).fill(0)]);
   const firstRows = (value: string, rows: number, axis: number) => b.op('Slice', [value, i64([0]), i64([rows]), i64([axis])]);
+  const cat = (parts: string[], axis = 0) => (parts.length === 1 ? parts[0]! : b.op('Concat', parts, { axis }));
   const runHead = (hidden: string, label: string) => headGraph.call(b, { prefix: `@head_${label}`, inputs: { [HEAD_IO.hidden]: hidden, [HEAD_IO.topK]: i64([k]) } });
 
   // ---- 1. Draft ----
+  // Every per-row value of an expansion is built at its padded row count kb from the start (rows k … kb−1
+  // repeat row 0), in the shape the EAGLE graph reads, so no expansion pads, reshapes or concatenates
+  // its inputs separately.
   const draft = b.scope('draft', () => {
-    const root = runHead(CARRIED.rootOut, 'root');
-    const rootIds = b.op('Reshape', [root[HEAD_IO.topkIds], i64([k])]);
-    const rootScores = clampLogprob(b.op('Reshape', [root[HEAD_IO.topkLogprobs], i64([k])]));
-    const tokens = [rootIds];
-    const scores = [rootScores];
-    const parents = [i64(range(k).map(() => -1))];
-    let frontier = kRange; // global candidate indices
-    let frontierTokens = rootIds;
-    let frontierScores = rootScores;
-    let parentRow: string | undefined; // row of the previous expansion each frontier node hangs off
-    let ancestors: string | undefined; // [k, e·k] additive bias: the scratch rows each frontier node sees
-    let previousOut: string | undefined;
-    // Each expansion's k rows per cache, in the carried layout, appended to the past of the next expansions.
-    const scratch = new Map<string, string[]>(eagleCaches.map((c) => [c.past, []]));
-
     const kb = bucketSize(k);
-    const pad = (value: string) => (kb === k ? value : b.op('Gather', [value, padIndex(k)], { axis: 0 }));
-    // Each candidate sees itself among the kb rows of its expansion; every expansion sees all L cached rows.
-    const self = b.constant('float32', range(k * kb).map((x) => (Math.floor(x / kb) === x % kb ? 0 : MASKED)), [k, kb]);
-    const expansionCache = cacheColumns(kb);
+    const rowsPadded = padIndex(k); // [kb]
+    const root = runHead(CARRIED.rootOut, 'root');
+    const rootIds = b.op('Reshape', [root[HEAD_IO.topkIds], i64([1, k])]);
+    const rootScores = clampLogprob(b.op('Reshape', [root[HEAD_IO.topkLogprobs], i64([k])]));
+    const tokens = [rootIds]; // [1,k] then [1,k²] per expansion
+    const scores = [rootScores];
+    const picks: string[] = []; // each level's TopK: indices of the k expanded nodes among its k² children
+    let frontierScores = rootScores;
+    let inputIds = kb === k ? rootIds : b.op('Gather', [rootIds, rowsPadded], { axis: 1 }); // [1,kb]
+    let feature = b.op('Expand', [b.op('Reshape', [CARRIED.rootOut, i64([1, 1, d])]), i64([1, kb, 1])]); // [1,kb,d]
+    let ancestors: string | undefined; // [1,1,kb,e·k] additive bias: the earlier expansions' rows each frontier node sees
+    // The past each EAGLE cache feeds the next expansion: the cache, then k rows per earlier expansion.
+    let pasts = eagleCaches.map((cache) => cache.body);
+
+    // Each candidate sees itself among the kb rows of its expansion (a padding row: row 0's), and every cached row.
+    const self = b.constant('float32', range(kb * kb).map((x) => (x % kb === (Math.floor(x / kb) < k ? Math.floor(x / kb) : 0) ? 0 : MASKED)), [1, 1, kb, kb]);
+    const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, kb]), cachedRows], { axis: 0 })]); // [1,1,kb,L]
+    const kRange = b.constant('int64', range(k), [1, 1, 1, k]);
     const lengthRow = b.op('Reshape', [length, i64([1, 1])]);
     for (let e = 0; e < depth - 1; e++) {
-      const feature =
-        e === 0
-          ? b.op('Expand', [b.op('Reshape', [CARRIED.rootOut, i64([1, 1, d])]), i64([1, kb, 1])])
-          : b.op('Unsqueeze', [b.op('Gather', [previousOut!, pad(parentRow!)], { axis: 0 }), i64([0])]);
-      const extra = ancestors === undefined ? self : b.op('Concat', [ancestors, self], { axis: 1 });
       const inputs: Record<string, string> = {
-        [EAGLE_IO.inputIds]: b.op('Reshape', [pad(frontierTokens), i64([1, kb])]),
+        [EAGLE_IO.inputIds]: inputIds,
         [EAGLE_IO.feature]: feature,
         [EAGLE_IO.positionIds]: b.op('Add', [lengthRow, b.constant('int64', new Array<number>(kb).fill(e), [1, kb])]),
-        [EAGLE_IO.attentionBias]: withCache(expansionCache, pad(extra)),
+        [EAGLE_IO.attentionBias]: b.op('Concat', [cacheColumns, ...(ancestors === undefined ? [] : [ancestors]), self], { axis: 3 }),
         ...eagleTables,
       };
-      for (const cache of eagleCaches) inputs[cache.past] = e === 0 ? cache.body : b.op('Concat', [cache.body, ...scratch.get(cache.past)!], { axis: 1 });
+      eagleCaches.forEach((cache, c) => (inputs[cache.past] = pasts[c]));
       const call = { prefix: `@eagle_expand_${e}`, inputs };
       const expanded = eagleGraph.call(b, call);
-      for (const cache of eagleCaches) {
-        // The graph's own new rows where it concatenates them (already in the carried layout), else its new_key/new_value output.
-        const rows = cache.carry.newRows === undefined ? expanded[cache.newRows] : eagleGraph.valueName(call, cache.carry.newRows);
-        scratch.get(cache.past)!.push(kb === k ? rows : firstRows(rows, k, 1));
-      }
-      const out = b.op('Reshape', [kb === k ? expanded[EAGLE_IO.out] : firstRows(expanded[EAGLE_IO.out], k, 1), i64([k, d])]);
-      const top = runHead(out, `expand_${e}`);
+      // The next past: this one and the expansion's k real rows. Where the graph concatenates its past and
+      // new rows itself (in the carried layout), that concatenation less its kb − k padding rows.
+      pasts = eagleCaches.map((cache, c) => {
+        if (cache.carry.concat === undefined) return b.op('Concat', [pasts[c], kb === k ? expanded[cache.newRows] : firstRows(expanded[cache.newRows], k, 1)], { axis: 1 });
+        const concatenated = eagleGraph.valueName(call, cache.carry.concat);
+        return kb === k ? concatenated : b.op('Slice', [concatenated, i64([0]), i64([k - kb]), i64([1])]);
+      });
+      const out = kb === k ? expanded[EAGLE_IO.out] : firstRows(expanded[EAGLE_IO.out], k, 1); // [1,k,d]
+      const top = runHead(b.op('Reshape', [out, i64([k, d])]), `expand_${e}`);
       const childScores = b.op('Reshape', [b.op('Add', [b.op('Unsqueeze', [frontierScores, i64([1])]), clampLogprob(top[HEAD_IO.topkLogprobs])]), i64([k * k])]);
-      const childTokens = b.op('Reshape', [top[HEAD_IO.topkIds], i64([k * k])]);
-      const childParents = b.op('Reshape', [b.op('Expand', [b.op('Unsqueeze', [frontier, i64([1])]), i64([1, k])]), i64([k * k])]);
+      const childTokens = b.op('Reshape', [top[HEAD_IO.topkIds], i64([1, k * k])]);
       tokens.push(childTokens);
       scores.push(childScores);
-      parents.push(childParents);
       if (e === depth - 2) break;
       const [bestScores, best] = b.node('TopK', [childScores, i64([k])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
-      frontier = b.op('Add', [best, s64(k + e * k * k)]);
-      parentRow = b.op('Div', [best, s64(k)]);
-      frontierTokens = b.op('Gather', [childTokens, best], { axis: 0 });
+      picks.push(best);
       frontierScores = bestScores;
-      ancestors = ancestors === undefined ? oneHotBias(parentRow) : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 0 }), oneHotBias(parentRow)], { axis: 1 });
-      previousOut = out;
+      const bestPadded = kb === k ? best : b.op('Gather', [best, rowsPadded], { axis: 0 }); // [kb]
+      const parentRow = b.op('Div', [bestPadded, s64(k)]); // the row of this expansion each next frontier node hangs off
+      inputIds = b.op('Gather', [childTokens, bestPadded], { axis: 1 });
+      feature = b.op('Gather', [out, parentRow], { axis: 1 });
+      // A frontier node sees its parent's ancestors and its parent (one of this expansion's k rows).
+      const parent = additive(b.op('Equal', [b.op('Unsqueeze', [parentRow, i64([0, 1, 3])]), kRange]));
+      ancestors = ancestors === undefined ? parent : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 2 }), parent], { axis: 3 });
     }
-    const cat = (parts: string[]) => (parts.length === 1 ? parts[0] : b.op('Concat', parts, { axis: 0 }));
-    return { tokens: cat(tokens), scores: cat(scores), parents: cat(parents) };
+    // Candidate c's parent: −1 for the root's k; else node j of a level's frontier when c is among that
+    // node's k children, read from one table: −1, the root's candidates, then each TopK's picks as global indices.
+    const slots = range(N).map((c) => (c < k ? 0 : 1 + Math.floor((c - k) / k)));
+    const fixedParents = [-1, ...range(k)];
+    const parents =
+      picks.length === 0
+        ? i64(slots.map((slot) => fixedParents[slot]!))
+        : b.op('Gather', [b.op('Concat', [i64(fixedParents), b.op('Add', [cat(picks), i64(picks.flatMap((_, e) => new Array<number>(k).fill(k + e * k * k)))])], { axis: 0 }), i64(slots)], { axis: 0 });
+    return { tokens: b.op('Reshape', [cat(tokens, 1), i64([N])]), scores: cat(scores), parents };
   });
 
   // ---- The tree: root + the best T − 1 candidates, in candidate order ----
