@@ -4,12 +4,14 @@
  * GPU each node costs host time (launch and bookkeeping) whatever its size, which is what bounds a
  * decode step (docs/fused-loop.md).
  *
- *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run] [--tree 6/10/60]
+ *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens 24]] [--tree 6/10/60]
  *
  * Without --run: the Loop bodies as built (ONNX nodes), and an eagle cycle's nodes by part (target verify,
  * EAGLE layer, draft head, draft glue, tree, …). With --run: also the nodes onnxruntime executes
- * per vanilla step and per eagle cycle after its own graph optimizations, from a profile of a short CPU generation (the CUDA
- * provider's partition adds no node to a body that runs wholly on the GPU, `--strict`).
+ * per vanilla step and per eagle cycle after its own graph optimizations, from the profile of a short
+ * generation (stop ids ignored), and the host time their kernels take: onnxruntime's profile times each
+ * node's Compute() on the host, which on CUDA is the launch, not the GPU's work. On CUDA the sessions are
+ * created with CPU fallback disabled (the partition adds no node to a body that runs wholly on the GPU).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,8 +28,16 @@ import { buildVanillaLoopModel } from '../src/model/fused/vanilla-loop.js';
 import { ModelFolder } from '../src/model/model-folder.js';
 import { decodeModel, type ModelProto } from '../src/model/onnx/proto.js';
 
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' } } });
-if (positionals.length !== 1) throw new Error('usage: loop-nodes.ts MODEL_DIR [--run] [--tree D/K/T]');
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' }, ep: { type: 'string', default: 'cpu' }, 'max-new-tokens': { type: 'string', default: '24' } },
+});
+const usage = 'usage: loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens N]] [--tree D/K/T]';
+if (positionals.length !== 1) throw new Error(usage);
+if (flags.ep !== 'cpu' && flags.ep !== 'cuda') throw new Error(`loop-nodes.ts: --ep must be cpu or cuda, not ${flags.ep}`);
+const ep = flags.ep;
+const maxNewTokens = Number(flags['max-new-tokens']);
+if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 2)) throw new Error(`loop-nodes.ts: --max-new-tokens must be an integer ≥ 2, not ${flags['max-new-tokens']}`);
 const dir = positionals[0];
 const folder = ModelFolder.open(dir);
 const { config } = folder;
@@ -59,11 +69,29 @@ const EAGLE_PARTS: readonly [RegExp, string][] = [
   [/^(verify|accept)\//, 'mask and accept'],
   [/^(catch_up|next)\//, 'catch-up and next'],
 ];
+const partOf = (nodeName: string) => EAGLE_PARTS.find(([pattern]) => pattern.test(nodeName))?.[1] ?? 'commit and other';
+const PART_ORDER = [...EAGLE_PARTS.map(([, part]) => part), 'commit and other'];
 const reportParts = (what: string, nodeNames: readonly string[]) => {
-  const counts = tally(nodeNames.map((name) => EAGLE_PARTS.find(([pattern]) => pattern.test(name))?.[1] ?? 'commit and other'));
-  const order = [...EAGLE_PARTS.map(([, part]) => part), 'commit and other'];
-  const parts = order.filter((part) => counts.has(part)).map((part) => `${part} ${counts.get(part)}`);
+  const counts = tally(nodeNames.map(partOf));
+  const parts = PART_ORDER.filter((part) => counts.has(part)).map((part) => `${part} ${counts.get(part)}`);
   process.stdout.write(`${what}, by part: ${parts.join(', ')}\n`);
+};
+/** Host time of the body's kernels per iteration, per key (operator type or part): total ms, and µs per node. */
+const reportTimes = (what: string, keyed: readonly { key: string; micros: number }[], iterations: number, order?: readonly string[]) => {
+  const totals = new Map<string, { micros: number; nodes: number }>();
+  for (const { key, micros } of keyed) {
+    const total = totals.get(key) ?? { micros: 0, nodes: 0 };
+    total.micros += micros;
+    total.nodes += 1;
+    totals.set(key, total);
+  }
+  const keys = order ? order.filter((key) => totals.has(key)) : [...totals.keys()].sort((a, b) => totals.get(b)!.micros - totals.get(a)!.micros);
+  const all = keyed.reduce((sum, { micros }) => sum + micros, 0);
+  const parts = keys.map((key) => {
+    const { micros, nodes } = totals.get(key)!;
+    return `${key} ${(micros / iterations / 1000).toFixed(2)} ms (${(micros / nodes).toFixed(1)} µs/node)`;
+  });
+  process.stdout.write(`${what}: kernels' host time ${(all / iterations / 1000).toFixed(2)} ms per iteration; ${parts.join(', ')}\n`);
 };
 
 process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'standard'} operators, ${config.dtype}\n`);
@@ -78,12 +106,17 @@ if (eagleLoop) {
 }
 
 if (flags.run) {
-  const model = await EngineModel.open(dir, { ep: 'cpu' });
+  const model = await EngineModel.open(dir, { ep });
+  const strictDevice = ep === 'cuda';
   try {
     for (const { attention, loop } of vanillaLoops) {
-      await profileLoop(`vanilla_loop, attention ${attention}`, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention }));
+      if (attention === 'gqa' && ep === 'cuda' && config.dtype !== 'float16') {
+        process.stdout.write(`vanilla_loop, attention gqa: not run (onnxruntime's CUDA GroupQueryAttention has no ${config.dtype} kernel)\n`);
+        continue;
+      }
+      await profileLoop(`vanilla_loop, attention ${attention}`, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention, strictDevice }));
     }
-    if (eagleLoop) await profileLoop(`eagle_loop, tree ${flags.tree}`, 'cycle', eagleLoop, (profileDir) => FusedEagle.create(model, { tree, profileDir }));
+    if (eagleLoop) await profileLoop(`eagle_loop, tree ${flags.tree}`, 'cycle', eagleLoop, (profileDir) => FusedEagle.create(model, { tree, profileDir, strictDevice }));
   } finally {
     await model.release();
   }
@@ -97,22 +130,29 @@ async function profileLoop(what: string, per: 'step' | 'cycle', loop: ModelProto
   const profileDir = mkdtempSync(join(tmpdir(), 'fr-spec-loop-nodes-'));
   const fused = await create(profileDir);
   try {
-    const result = await fused.generate([1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: 24 });
+    const result = await fused.generate([1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens });
     await fused.endProfiling();
     const outer = new Set(loop.graph.node.map((n) => `${n.name}_kernel_time`));
-    const body = readdirSync(profileDir)
+    const nodeEvents = readdirSync(profileDir)
       .filter((file) => file.startsWith(loop.graph.name))
-      .flatMap((file) => JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as { cat?: string; name: string; args?: { op_name?: string } }[])
-      .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && !outer.has(e.name));
+      .flatMap((file) => JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as { cat?: string; name: string; dur?: number; args?: { op_name?: string } }[])
+      .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+    const body = nodeEvents.filter((e) => !outer.has(e.name));
+    const loopMicros = nodeEvents.filter((e) => e.args?.op_name === 'Loop' && outer.has(e.name)).reduce((sum, e) => sum + (e.dur ?? 0), 0);
     // Each body node runs once per iteration (step or cycle).
     const runs = new Map<string, number>();
     for (const e of body) runs.set(e.name, (runs.get(e.name) ?? 0) + 1);
     const iterations = new Set(runs.values());
     if (iterations.size !== 1) throw new Error(`${what}: body nodes ran different numbers of times (${[...iterations].join(', ')})`);
-    process.stdout.write(`${what}: ${result.tokens.length} tokens, ${[...iterations][0]} iterations profiled\n`);
-    const perIteration = [...runs.keys()].map((name) => body.find((e) => e.name === name)!.args!.op_name!);
-    report(`${what}, run by onnxruntime (CPU)`, perIteration, per);
-    if (per === 'cycle') reportParts(`${what}, run by onnxruntime (CPU)`, [...runs.keys()].map((event) => event.replace(/_kernel_time$/, '')));
+    const count = [...iterations][0]!;
+    process.stdout.write(`${what}: ${result.tokens.length} tokens, ${count} iterations profiled, the Loop node ${(loopMicros / count / 1000).toFixed(2)} ms per iteration (with profiling)\n`);
+    const opOf = new Map(body.map((e) => [e.name, e.args!.op_name!]));
+    const label = `${what}, run by onnxruntime (${ep.toUpperCase()})`;
+    report(label, [...runs.keys()].map((name) => opOf.get(name)!), per);
+    const nodeName = (event: string) => event.replace(/_kernel_time$/, '');
+    if (per === 'cycle') reportParts(label, [...runs.keys()].map(nodeName));
+    reportTimes(`${label}, by operator`, body.map((e) => ({ key: opOf.get(e.name)!, micros: e.dur ?? 0 })), count);
+    if (per === 'cycle') reportTimes(`${label}, by part`, body.map((e) => ({ key: partOf(nodeName(e.name)), micros: e.dur ?? 0 })), count, PART_ORDER);
   } finally {
     await fused.release();
     rmSync(profileDir, { recursive: true, force: true });
