@@ -5,8 +5,9 @@
 #
 #   RUN   working folder: RUN/{data,target,eagle,draft,model} (training/run.sh's layout) and RUN/results
 #   STEP  data vocab target eagle draft export profile spec code-math sampling engines, or all (the default);
-#         also engines-sampling (the fused loops at temperature 1), big-model and roofline (not in all: a random-weight model of a real shape, default Llama-3-8B,
-#         for the HBM roofline of the fused loop; ≈ 32 GB of disk). Training steps
+#         also engines-sampling (the fused loops at temperature 1), big-model, roofline and host-time (not in all: a random-weight model of a real shape, default Llama-3-8B,
+#         for the HBM roofline of the fused loop, ≈ 32 GB of disk; host-time: bench/loop-nodes.ts on it, the host time
+#         of each node kind a fused iteration runs on CUDA). Training steps
 #         stop at their call budget with exit code 75: run the same command again to continue. Bench
 #         steps are resumable too (each measured pair is saved; rerunning skips what is done).
 #
@@ -206,6 +207,15 @@ for step in "${STEPS[@]}"; do
           log "(in $BASELINE, $(git -C "$BASELINE" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout'))"
           (cd "$BASELINE" && "${cmd[@]}") | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops-baseline.txt"
         fi
+      done
+      ;;
+    host-time)
+      # The nodes one fused-loop iteration runs on CUDA and their host time, per operator and per eagle part.
+      for ops in $BIG_OPS; do
+        [ -d "$BIG/model-$ops" ] || { echo "bench/gpu/run.sh: no $BIG/model-$ops (run the big-model step with BIG_OPS=$ops)" >&2; exit 2; }
+        cmd=("$NODE" --import tsx bench/loop-nodes.ts "$BIG/model-$ops" --run --ep cuda --max-new-tokens 32)
+        log "${cmd[*]}"
+        "${cmd[@]}" | tee "$RESULTS/host-time-$BIG_SHAPE-$ops.txt"
       done
       ;;
     profile)
