@@ -163,7 +163,7 @@ for step in "${STEPS[@]}"; do
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
         engines=host,fused
         [ "$ops" = fused ] && engines=host,fused,host+gqa,fused+gqa   # +gqa: vanilla's decode steps with GroupQueryAttention
-        engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768 --engines "$engines" --limit 8 --json "$RESULTS/engines$suffix.json"
+        engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768,sps --engines "$engines" --limit 8 --json "$RESULTS/engines$suffix.json"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
       ;;

@@ -33,7 +33,7 @@ export interface BenchRequest {
   runs: number;
   warmup: number;
   ep: 'cuda' | 'cpu' | 'auto';
-  /** Which decoding engine (src/engine/engine.ts's EngineChoice); default auto: fused on CUDA for greedy vanilla, eagle2 and fr-spec. */
+  /** Which decoding engine (src/engine/engine.ts's EngineChoice); default auto: fused on CUDA for vanilla, eagle2, fr-spec and sps. */
   engine?: EngineChoice;
   /** vanilla's one-token decode steps (src/engine/engine.ts MethodSettings.decodeAttention); default graph. */
   decodeAttention?: DecodeAttention;
@@ -101,7 +101,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   return { ...outcome, resumed, saved, summary: writeReports(saved) };
 }
 
-/** The engine in words: fused applies to vanilla, eagle2 and fr-spec; sps and ouroboros run on the host. */
+/** The engine in words: fused applies to FUSED_METHODS (vanilla, eagle2, fr-spec, sps); ouroboros runs on the host. */
 function engineLabel(engine: EngineChoice, ep: string): string {
   // The bench samples at top-p 1, which the fused loop covers too.
   return engine === 'fused' || (engine === 'auto' && ep === 'cuda') ? `fused engine (${FUSED_METHODS.join(', ')}; others host)` : 'host engine';

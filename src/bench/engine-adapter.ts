@@ -21,7 +21,7 @@ export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, dec
       encodePlain: (text) => tokenizer.loaded.encode(text),
     };
     const createRunner: MethodRunnerFactory = async (spec) => {
-      // --engine fused covers what the loop can run (vanilla, eagle2, fr-spec; the bench samples at top-p 1); sps and ouroboros run on the host.
+      // --engine fused covers what the loop can run (vanilla, eagle2, fr-spec, sps); ouroboros runs on the host.
       const fusable = FUSED_METHODS.includes(spec.method);
       const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !fusable ? 'host' : engine };
       // The decode attention is vanilla's alone (the speculative methods verify trees with the exported graph).

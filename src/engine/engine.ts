@@ -7,6 +7,7 @@ import type { DecoderSession } from '../model/graph-sessions.js';
 import { UserError } from '../util/errors.js';
 import { decoderGraph, eagleGraph, KvDecoder, routedDecoderGraph } from './decoder.js';
 import { FusedEagle } from './fused/fused-eagle.js';
+import { FusedSps } from './fused/fused-sps.js';
 import type { FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
 import { RunMeter } from './meter.js';
@@ -42,14 +43,14 @@ export const DEFAULT_PHRASES = { phraseLength: 4, poolCapacity: 15, suffixes: 3 
 export const ENGINES = ['auto', 'host', 'fused'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
 /** Methods the fused device loop runs (greedy). */
-export const FUSED_METHODS: readonly Method[] = ['vanilla', 'eagle2', 'fr-spec'];
+export const FUSED_METHODS: readonly Method[] = ['vanilla', 'eagle2', 'fr-spec', 'sps'];
 
 export interface MethodSettings {
   method: Method;
   /**
    * host: TypeScript drives every graph run (KV caches on the host); fused: the decoding loop inside
-   * one ONNX Loop (caches stay on the device; greedy vanilla, eagle2 and fr-spec); auto (default):
-   * fused on CUDA for greedy generations of those methods, host otherwise.
+   * one ONNX Loop (caches stay on the device; vanilla, eagle2, fr-spec and sps, greedy or sampling);
+   * auto (default): fused on CUDA for those methods, host otherwise (ouroboros, the CPU).
    */
   engine?: EngineChoice;
   /** fused: most new tokens per Loop run (the caches come back between runs); default: all in one run. */
@@ -147,8 +148,10 @@ export class Generator {
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (runsFused) {
-      fused = method === 'vanilla' ? await FusedVanilla.create(model, { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice, attention })
-          : await FusedEagle.create(model, { tree, vocabSubset: settings.vocabSubset, threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice });
+      const common = { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice };
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention })
+          : method === 'sps' ? await FusedSps.create(model, { ...common, gamma })
+          : await FusedEagle.create(model, { ...common, tree, vocabSubset: settings.vocabSubset });
     }
     const gqaDecode = attention === 'gqa' && !fused ? await model.gqaDecodeSession() : undefined;
     return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode);

@@ -97,8 +97,8 @@ describe('bench over the decoding engine (tiny models, CPU)', function () {
     }
   };
 
-  it('--engine fused: the same tokens and τ per turn as the host engine (sps and ouroboros stay on the host)', async function () {
-    const methods = 'vanilla,eagle2,fr-spec:16,sps';
+  it('--engine fused: the same tokens and τ per turn as the host engine (ouroboros stays on the host)', async function () {
+    const methods = 'vanilla,eagle2,fr-spec:16,sps,ouroboros';
     const host = await storyRun(model, methods, 'host', 'host');
     const fused = await storyRun(model, methods, 'fused', 'fused');
     expect(fused.saved.meta.device).to.match(/^cpu, fused engine/);

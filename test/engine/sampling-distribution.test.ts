@@ -74,6 +74,7 @@ describe('engine: sampling follows the target\'s distribution (tiny model, CPU)'
     ['vanilla, fused loop', { method: 'vanilla', engine: 'fused' }],
     ['eagle2, fused loop', { method: 'eagle2', tree: { depth: 3, topK: 3, tokens: 8 }, engine: 'fused' }],
     ['fr-spec, fused loop', { method: 'fr-spec', tree: { depth: 3, topK: 3, tokens: 8 }, vocabSubset: subset, engine: 'fused' }],
+    ['sps, fused loop', { method: 'sps', gamma: 2, engine: 'fused' }],
   ];
 
   for (const sampling of [{ temperature: 1, topP: 1 }, { temperature: 0.7, topP: 0.9 }, { temperature: 0.6, topP: 1 }]) {

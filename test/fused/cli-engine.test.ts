@@ -59,7 +59,7 @@ describe('cli: fr-spec generate --engine', () => {
     expect(streamed.stderr.join('')).to.match(/per token\)/);
   });
 
-  for (const method of ['eagle2', 'fr-spec']) {
+  for (const method of ['eagle2', 'fr-spec', 'sps']) {
     it(`${method}: fused and host give the same tokens and text`, async () => {
       const mapFile = join(root, 'freq_half.json');
       writeFileSync(mapFile, JSON.stringify(Array.from({ length: Math.floor(TINY_VOCAB_SIZE / 2) }, (_, i) => 2 * i)));
@@ -103,10 +103,10 @@ describe('cli: fr-spec generate --engine', () => {
 
   it('refuses fused with another method, or --chunk with the host engine', async () => {
     const errors = [
-      await generate([...base('sps'), '--engine', 'fused']),
+      await generate([...base('ouroboros'), '--engine', 'fused']),
       await generate([...base(), '--engine', 'host', '--chunk', '4']),
     ];
-    for (const [i, pattern] of [/runs vanilla, eagle2, fr-spec, not sps/, /--chunk applies to the fused engine/].entries()) {
+    for (const [i, pattern] of [/runs vanilla, eagle2, fr-spec, sps, not ouroboros/, /--chunk applies to the fused engine/].entries()) {
       expect(errors[i].error, String(pattern)).to.be.instanceOf(UserError);
       expect(errors[i].error!.message).to.match(pattern);
     }

@@ -40,7 +40,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, type CarriedValue } from './loop-ops.js';
 import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
 import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
@@ -223,15 +223,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const length = b.op('Squeeze', [cachedRows, i64([0])]);
   // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
   const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
-  /** The bias's cache columns [S,L], all zero (every cached row visible); `rowCount` is S, or a [1] int64 value known at run time. */
-  const cacheColumns = (rowCount: number | string) => {
-    const rowsDim = typeof rowCount === 'number' ? i64([rowCount]) : rowCount;
-    return b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [rowsDim, cachedRows], { axis: 0 })]);
+  /** Additive attention bias [1,1,S,L+X]: every cached row, and of the extra columns [S,X] those `visible` (float 0/1) marks. */
+  const biasOf = (rowCount: number, visible: string) => {
+    const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [i64([rowCount]), cachedRows], { axis: 0 })]);
+    return b.op('Unsqueeze', [b.op('Concat', [cacheColumns, additive(b.op('Greater', [visible, b.scalar('float32', 0.5)]))], { axis: 1 }), i64([0, 1])]);
   };
-  /** The bias from the cache's all-zero columns [S,L] and the extra columns' additive bias [S,X]. */
-  const withCache = (cache: string, extraBias: string) => b.op('Unsqueeze', [b.op('Concat', [cache, extraBias], { axis: 1 }), i64([0, 1])]);
-  /** Additive attention bias [1,1,S,L+X] from the 0/1 visibility of the extra columns [S,X]. */
-  const biasOf = (rowCount: number | string, extra: string) => withCache(cacheColumns(rowCount), additive(b.op('Greater', [extra, b.scalar('float32', 0.5)])));
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
   /**
@@ -400,13 +396,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
 
   // The head catches up on the n committed tokens, paired with the target's features at the path, in
   // bucketSize(n) rows as the host feeds them (padding rows repeat row 0).
-  const catchUp = b.scope('catch_up', () => {
-    const buckets = i64(range(B + 1).map((n) => bucketSize(Math.max(n, 1))));
-    const rows = b.op('Range', [s64(0), b.op('Gather', [buckets, accept.count], { axis: 0 }), s64(1)]); // [nb]
-    const source = b.op('Where', [b.op('Less', [rows, accept.count]), rows, s64(0)]); // real row of each fed row
-    const visible = b.op('Cast', [b.op('LessOrEqual', [b.op('Unsqueeze', [rows, i64([0])]), b.op('Unsqueeze', [source, i64([1])])])], { to: ONNX_DATA_TYPE.float32 });
-    return { source, bias: biasOf(b.op('Shape', [rows]), visible) };
-  });
+  const catchUp = b.scope('catch_up', () => paddedChain(b, accept.count, B, cachedRows));
   const catchUpInputs: Record<string, string> = {
     [EAGLE_IO.inputIds]: b.op('Unsqueeze', [b.op('Gather', [accept.block, catchUp.source], { axis: 0 }), i64([0])]),
     [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], b.op('Gather', [accept.pathNodes, catchUp.source], { axis: 0 })], { axis: 1 }),

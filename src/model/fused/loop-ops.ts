@@ -1,4 +1,6 @@
-/** Graph pieces both fused loops use (vanilla-loop.ts, eagle-loop.ts): the Loop's assembly, the stop test, the logits lookup. */
+/** Graph pieces the fused loops share (vanilla-loop.ts, eagle-loop.ts, sps-loop.ts): the Loop's assembly, the stop test, the logits lookup, padded chains. */
+import { MASKED } from '../../engine/attention-bias.js';
+import { bucketSize } from '../../engine/buckets.js';
 import { TARGET_IO } from '../llama-graph.js';
 import type { GraphBuilder, Shape } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
@@ -202,4 +204,21 @@ export function addLoop(outer: GraphBuilder, body: GraphBuilder, spec: { name: s
   outer.adoptNodes([loop], Object.fromEntries([...carried.map((c) => [c.final, c.dtype]), ...scans.map((s) => [s.name, s.dtype])]));
   for (const scan of scans) outer.output(scan.name, scan.dtype, [spec.iterationsDim, ...scan.shape]);
   for (const c of carried) if (c.outer) outer.output(c.final, c.dtype, c.shape);
+}
+
+/**
+ * The rows of a forward over the first `count` ([] int64, 1 … maxRows) tokens of a chain, fed as the host
+ * engine feeds a chain (src/engine/decoder.ts): in bucketSize(count) rows, the padding rows repeating row 0,
+ * which no real row sees. `source` [nb] int64: the chain row each fed row repeats (gather ids and positions
+ * with it); `bias` [1,1,nb,L+nb]: every one of the `cachedRows` ([1] int64) cached rows, and the chain up to
+ * the row itself.
+ */
+export function paddedChain(b: GraphBuilder, count: string, maxRows: number, cachedRows: string): { source: string; bias: string } {
+  const buckets = b.constant('int64', Array.from({ length: maxRows + 1 }, (_, n) => bucketSize(Math.max(n, 1))));
+  const rows = b.op('Range', [b.scalar('int64', 0), b.op('Gather', [buckets, count], { axis: 0 }), b.scalar('int64', 1)]); // [nb]
+  const source = b.op('Where', [b.op('Less', [rows, count]), rows, b.scalar('int64', 0)]);
+  const sees = b.op('LessOrEqual', [b.op('Unsqueeze', [rows, b.constant('int64', [0])]), b.op('Unsqueeze', [source, b.constant('int64', [1])])]);
+  const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [b.op('Shape', [rows]), cachedRows], { axis: 0 })]);
+  const chainColumns = b.op('Where', [sees, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
+  return { source, bias: b.op('Unsqueeze', [b.op('Concat', [cacheColumns, chainColumns], { axis: 1 }), b.constant('int64', [0, 1])]) };
 }
