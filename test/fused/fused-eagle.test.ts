@@ -20,7 +20,7 @@ import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/m
 import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -184,15 +184,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
     const fused = await FusedEagle.create(model, { tree: { depth: 3, topK: 3, tokens: 8 }, threads: 1 });
     try {
-      for (const [sampling, chunk] of [[{ temperature: 0.8, topP: 1 }, undefined], [{ temperature: 0.8, topP: 1 }, 4], [{ temperature: 1, topP: 0.8 }, undefined]] as const) {
-        const a = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
-        const b = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
-        const c = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 6, chunk });
-        expect(a.tokens).to.have.lengthOf(30);
-        expect(b.tokens).to.deep.equal(a.tokens);
-        expect(c.tokens).to.not.deep.equal(a.tokens);
-        expect(a.stats.cycles).to.be.below(29);
-      }
+      await expectReproducibleSampling(fused, SHORT_PROMPT);
     } finally {
       await fused.release();
       await model.release();

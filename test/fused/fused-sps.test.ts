@@ -16,7 +16,7 @@ import { EngineModel } from '../../src/engine/model.js';
 import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { writeModelSet } from '../engine/helpers/model-sets.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const SHORT_PROMPT = [1, 5, 9, 3];
 const random = new SeededRandom(29);
@@ -108,15 +108,7 @@ describe('fused sps loop: tokens equal the host engine\'s sps (CPU)', function (
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
     const fused = await FusedSps.create(model, { gamma: 3, threads: 1 });
     try {
-      for (const [sampling, chunk] of [[{ temperature: 0.8, topP: 1 }, undefined], [{ temperature: 0.8, topP: 1 }, 4], [{ temperature: 1, topP: 0.8 }, undefined]] as const) {
-        const a = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
-        const b = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 5, chunk });
-        const c = await fused.generate(SHORT_PROMPT, { maxNewTokens: 30, sampling, seed: 6, chunk });
-        expect(a.tokens).to.have.lengthOf(30);
-        expect(b.tokens).to.deep.equal(a.tokens);
-        expect(c.tokens).to.not.deep.equal(a.tokens);
-        expect(a.stats.cycles).to.be.below(29);
-      }
+      await expectReproducibleSampling(fused, SHORT_PROMPT);
     } finally {
       await fused.release();
       await model.release();

@@ -9,25 +9,20 @@ import { readFileSync } from 'node:fs';
 import type * as ort from 'onnxruntime-node';
 import { asFloatData } from '../../model/float-data.js';
 import { buildEagleLoopModel, EAGLE_LOOP_IO, uniformsPerLevel, verifiedTokens, type EagleLoopTree } from '../../model/fused/eagle-loop.js';
-import { createSessionFromModel } from '../../model/fused/loop-session.js';
 import { decodeModel } from '../../model/onnx/proto.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
-import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { decoderGraph, eagleGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
 
-export interface FusedEagleSettings {
+export interface FusedEagleSettings extends LoopSessionSettings {
   tree: TreeShape;
   /** FR-Spec: the draft head's vocabulary (full-vocabulary ids); absent for EAGLE-2's full head. */
   vocabSubset?: ArrayLike<number>;
-  threads?: number;
-  strictDevice?: boolean;
-  profileDir?: string;
 }
 
 export class FusedEagle extends FusedEngine {
@@ -59,12 +54,8 @@ export class FusedEagle extends FusedEngine {
       tree,
       contextLength: model.contextLength,
     };
-    const ortModule = loadOrt();
-    const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);
-    const session = await createSessionFromModel(ortModule, buildEagleLoopModel(graphs), folder.dir, options('eagle_loop'));
-    const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, buildEagleLoopModel({ ...graphs, sampling: variant }), folder.dir, options(`eagle_loop_${variant}_sampling`));
-    const loopSessions = new LoopSessions(session, createSampling, settings.profileDir !== undefined);
-    return new FusedEagle(model, ortModule, loopSessions, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2');
+    const loopSessions = await LoopSessions.create(model, 'eagle_loop', settings, (sampling) => buildEagleLoopModel({ ...graphs, sampling }));
+    return new FusedEagle(model, loadOrt(), loopSessions, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2');
   }
 
   /** Tokens verified per iteration (the root included). */

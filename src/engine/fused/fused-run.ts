@@ -8,7 +8,10 @@ import type * as ort from 'onnxruntime-node';
 import type { FloatData } from '../../model/float-data.js';
 import type { FloatDType } from '../../model/onnx/dtypes.js';
 import { SAMPLING_IO } from '../../model/fused/sampling-ops.js';
-import type { Ort } from '../../model/ort-runtime.js';
+import { createSessionFromModel } from '../../model/fused/loop-session.js';
+import type { ModelProto } from '../../model/onnx/proto.js';
+import { loadOrt, type Ort } from '../../model/ort-runtime.js';
+import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { PromiseCache } from '../../util/promise-cache.js';
 import type { KvShape } from '../kv-arena.js';
@@ -28,8 +31,30 @@ export interface FusedOptions extends GenerateOptions {
   chunk?: number;
 }
 
+/** How the fused engines create their loop sessions (src/model/session.ts sessionOptions). */
+export interface LoopSessionSettings {
+  threads?: number;
+  /** On CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
+  strictDevice?: boolean;
+  profileDir?: string;
+}
+
 /** A loop's sessions: greedy, created up front, and each sampling variant, created on first use. */
 export class LoopSessions {
+  /**
+   * The sessions of the loop graph `build` makes for `model`'s folder (`build()` greedy, `build(variant)`
+   * each sampling variant), named `name` and `name_VARIANT_sampling` in profiles; loaded from bytes with
+   * the folder's weights.data (createSessionFromModel).
+   */
+  static async create(model: EngineModel, name: string, settings: LoopSessionSettings, build: (sampling?: SamplingVariant) => ModelProto): Promise<LoopSessions> {
+    const ortModule = loadOrt();
+    const { ep, folder } = model.sessions;
+    const options = (sessionName: string) => namedSessionOptions(sessionOptions(ep, settings), sessionName);
+    const greedy = await createSessionFromModel(ortModule, build(), folder.dir, options(name));
+    const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, build(variant), folder.dir, options(`${name}_${variant}_sampling`));
+    return new LoopSessions(greedy, createSampling, settings.profileDir !== undefined);
+  }
+
   private readonly sampling = new PromiseCache<SamplingVariant, ort.InferenceSession>();
 
   constructor(

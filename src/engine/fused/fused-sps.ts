@@ -8,24 +8,19 @@
  */
 import { readFileSync } from 'node:fs';
 import type * as ort from 'onnxruntime-node';
-import { createSessionFromModel } from '../../model/fused/loop-session.js';
 import { buildSpsLoopModel, SPS_LOOP_IO, spsUniformsPerCycle } from '../../model/fused/sps-loop.js';
 import { decodeModel } from '../../model/onnx/proto.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
-import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { CHAIN_CHUNK, decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
 
-export interface FusedSpsSettings {
+export interface FusedSpsSettings extends LoopSessionSettings {
   /** Drafts per cycle. */
   gamma: number;
-  threads?: number;
-  strictDevice?: boolean;
-  profileDir?: string;
 }
 
 export class FusedSps extends FusedEngine {
@@ -52,11 +47,8 @@ export class FusedSps extends FusedEngine {
       maxPending: CHAIN_CHUNK,
       contextLength: model.contextLength,
     };
-    const ortModule = loadOrt();
-    const options = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: settings.threads, strictDevice: settings.strictDevice, profileDir: settings.profileDir }), name);
-    const session = await createSessionFromModel(ortModule, buildSpsLoopModel(graphs), folder.dir, options('sps_loop'));
-    const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, buildSpsLoopModel({ ...graphs, sampling: variant }), folder.dir, options(`sps_loop_${variant}_sampling`));
-    return new FusedSps(model, ortModule, new LoopSessions(session, createSampling, settings.profileDir !== undefined), settings.gamma);
+    const loopSessions = await LoopSessions.create(model, 'sps_loop', settings, (sampling) => buildSpsLoopModel({ ...graphs, sampling }));
+    return new FusedSps(model, loadOrt(), loopSessions, settings.gamma);
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {

@@ -7,15 +7,16 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { DecodeAttention } from '../../model/fused/gqa-decode.js';
-import { createLoopSession, LOOP_IO } from '../../model/fused/vanilla-loop.js';
+import { readFileSync } from 'node:fs';
+import { buildVanillaLoopModel, LOOP_IO } from '../../model/fused/vanilla-loop.js';
 import type { DecoderSession } from '../../model/graph-sessions.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
-import { namedSessionOptions, sessionOptions } from '../../model/session.js';
+import { decodeModel } from '../../model/onnx/proto.js';
 import { feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type SamplingVariant } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
 
 export class FusedVanilla extends FusedEngine {
   private constructor(
@@ -28,21 +29,17 @@ export class FusedVanilla extends FusedEngine {
     super(model, ortModule, sessions);
   }
 
-  /** `strictDevice`: on CUDA, fail session creation instead of placing a node on the CPU (timing checks). */
   /** `attention`: the Loop's attention nodes (vanilla-loop.ts VanillaLoopOptions; default 'graph'). */
-  static async create(model: EngineModel, options: { threads?: number; strictDevice?: boolean; profileDir?: string; attention?: DecodeAttention } = {}): Promise<FusedVanilla> {
+  static async create(model: EngineModel, options: LoopSessionSettings & { attention?: DecodeAttention } = {}): Promise<FusedVanilla> {
     const { sessions } = model;
-    const ortModule = loadOrt();
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
-    const targetPath = sessions.folder.path(sessions.folder.config.target.file);
-    const sessionOptionsFor = (name: string) => namedSessionOptions(sessionOptions(sessions.ep, { threads: options.threads, strictDevice: options.strictDevice, profileDir: options.profileDir }), name);
+    const exported = decodeModel(readFileSync(sessions.folder.path(sessions.folder.config.target.file)));
     const loop = { attention: options.attention, maxPositions: model.contextLength };
-    const session = await createLoopSession(ortModule, targetPath, kv, sessionOptionsFor('vanilla_loop'), loop);
-    const createSampling = (variant: SamplingVariant) => createLoopSession(ortModule, targetPath, kv, sessionOptionsFor(`vanilla_loop_${variant}_sampling`), { ...loop, sampling: variant });
+    const loopSessions = await LoopSessions.create(model, 'vanilla_loop', options, (sampling) => buildVanillaLoopModel(exported, kv, { ...loop, sampling }));
     // The prompt goes through the host as the host engine feeds it, with the same graphs (a lone last token included).
     const gqaDecode = options.attention === 'gqa' ? await model.gqaDecodeSession() : undefined;
-    return new FusedVanilla(model, ortModule, new LoopSessions(session, createSampling, options.profileDir !== undefined), gqaDecode);
+    return new FusedVanilla(model, loadOrt(), loopSessions, gqaDecode);
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {

@@ -40,10 +40,9 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, type CarriedValue } from './loop-ops.js';
-import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
-import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
-import { nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
+import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
+import { rotaryFromTables } from './rotary-tables.js';
+import { nucleus, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
@@ -51,24 +50,15 @@ export const EAGLE_LOOP_GRAPH = 'eagle_loop';
 /** The caches' row count (it grows inside the Loop). */
 export const EAGLE_DIM_CACHED = 'cached_rows';
 
+/** Sampling graphs' uniforms: [max_steps, depth+1, uniformsPerLevel]. */
 export const EAGLE_LOOP_IO = {
+  ...SPECULATIVE_LOOP_IO,
   rootToken: 'root_token',
   rootOut: 'root_out',
-  targetKey: (i: number) => `cache_key_${i}`,
-  targetValue: (i: number) => `cache_value_${i}`,
   eagleKey: (j: number) => `eagle_key_${j}`,
   eagleValue: (j: number) => `eagle_value_${j}`,
-  maxSteps: 'max_steps',
-  maxTokens: 'max_tokens',
-  stopIds: 'stop_ids',
-  /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps, depth+1, uniformsPerLevel]. */
-  ...SAMPLING_IO,
-  blocks: 'blocks',
-  counts: 'counts',
   finalRootToken: 'final_root_token',
   finalRootOut: 'final_root_out',
-  finalTargetKey: (i: number) => `final_key_${i}`,
-  finalTargetValue: (i: number) => `final_value_${i}`,
   finalEagleKey: (j: number) => `final_eagle_key_${j}`,
   finalEagleValue: (j: number) => `final_eagle_value_${j}`,
 } as const;
@@ -155,36 +145,22 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
   const tableRows = graphs.contextLength + depth + 1;
-  const tablesFor = (graph: InlinableGraph, tabled: { rewritten: boolean }, tableDtype: typeof dtype): Record<string, string> => {
-    if (!tabled.rewritten) return {};
-    const tables = rotaryCaches(outer, graph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), tableRows, tableDtype);
-    for (const table of [tables.cos, tables.sin]) body.outerValue(table, tableDtype);
-    return { [ROTARY_TABLE_IO.cos]: tables.cos, [ROTARY_TABLE_IO.sin]: tables.sin };
-  };
-  const targetTables = outer.scope('target', () => tablesFor(targetGraph, targetTabled, dtype));
-  const eagleTables = outer.scope('eagle', () => tablesFor(eagleGraph, eagleTabled, eagleKv.dtype));
-
-  /** A decoder's caches as the Loop carries them: the loop's names for each layer's key and value cache. */
-  type CacheNames = { input: (layer: number) => string; body: (layer: number) => string; final: (layer: number) => string };
-  const loopCaches = (decoder: ReturnType<typeof carriedDecoder>, kv: LoopKvLayout, key: CacheNames, value: CacheNames) =>
-    range(kv.numLayers)
-      .flatMap((i) => [
-        { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i) },
-        { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i) },
-      ])
-      .map((cache) => {
-        const carry = decoder.carries.get(cache.past)!;
-        return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv, layout: carriedLayoutOf(carry), rows: EAGLE_DIM_CACHED }) };
-      });
-  const targetCaches = loopCaches(
+  const targetTables = outer.scope('target', () => rotaryTableInputs(outer, body, targetGraph, targetTabled, tableRows, dtype));
+  const eagleTables = outer.scope('eagle', () => rotaryTableInputs(outer, body, eagleGraph, eagleTabled, tableRows, eagleKv.dtype));
+  const targetCaches = decoderCaches(
+    outer,
     targetDecoder,
     targetKv,
+    EAGLE_DIM_CACHED,
     { input: EAGLE_LOOP_IO.targetKey, body: CARRIED.targetKey, final: EAGLE_LOOP_IO.finalTargetKey },
     { input: EAGLE_LOOP_IO.targetValue, body: CARRIED.targetValue, final: EAGLE_LOOP_IO.finalTargetValue },
   );
-  const eagleCaches = loopCaches(
+  // The EAGLE layer's caches hold the same rows as the target's.
+  const eagleCaches = decoderCaches(
+    outer,
     eagleDecoder,
     eagleKv,
+    EAGLE_DIM_CACHED,
     { input: EAGLE_LOOP_IO.eagleKey, body: CARRIED.eagleKey, final: EAGLE_LOOP_IO.finalEagleKey },
     { input: EAGLE_LOOP_IO.eagleValue, body: CARRIED.eagleValue, final: EAGLE_LOOP_IO.finalEagleValue },
   );
@@ -198,21 +174,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     ...eagleCaches.map((c) => c.carried),
   ];
   declareCarried(outer, body, carried);
-  outer.input(EAGLE_LOOP_IO.maxSteps, 'int64', []);
-  outer.input(EAGLE_LOOP_IO.maxTokens, 'int64', []);
-  outer.input(EAGLE_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
-  body.outerValue(EAGLE_LOOP_IO.maxTokens, 'int64');
-  body.outerValue(EAGLE_LOOP_IO.stopIds, 'int64');
-  if (graphs.sampling) {
-    outer.input(EAGLE_LOOP_IO.temperature, 'float32', []);
-    outer.input(EAGLE_LOOP_IO.uniforms, 'float32', ['max_steps', depth + 1, uniformsPerLevel(tree)]);
-    body.outerValue(EAGLE_LOOP_IO.temperature, 'float32');
-    body.outerValue(EAGLE_LOOP_IO.uniforms, 'float32');
-    if (graphs.sampling === 'nucleus') {
-      outer.input(EAGLE_LOOP_IO.topP, 'float32', []);
-      body.outerValue(EAGLE_LOOP_IO.topP, 'float32');
-    }
-  }
+  declareRunInputs(outer, body, graphs.sampling, ['max_steps', depth + 1, uniformsPerLevel(tree)]);
 
   const b = body;
 

@@ -3,9 +3,14 @@ import { MASKED } from '../../engine/attention-bias.js';
 import { bucketSize } from '../../engine/buckets.js';
 import { TARGET_IO } from '../llama-graph.js';
 import type { GraphBuilder, Shape } from '../onnx/builder.js';
+import type { InlinableGraph } from '../onnx/inline.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { OnnxAttributeType, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
+import { ROTARY_TABLE_IO } from './rotary-tables.js';
+import { SAMPLING_IO } from './sampling-ops.js';
+import type { LoopKvLayout } from './vanilla-loop.js';
 
 /** The value of a decoded target graph that its ArgMax reads: the logits [1,S,V]. */
 export function logitsBeforeArgmax(target: ModelProto): string {
@@ -221,4 +226,81 @@ export function paddedChain(b: GraphBuilder, count: string, maxRows: number, cac
   const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [b.op('Shape', [rows]), cachedRows], { axis: 0 })]);
   const chainColumns = b.op('Where', [sees, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
   return { source, bias: b.op('Unsqueeze', [b.op('Concat', [cacheColumns, chainColumns], { axis: 1 }), b.constant('int64', [0, 1])]) };
+}
+
+/**
+ * The interface the speculative loops (eagle_loop, sps_loop) share: the run's bounds, the sampling inputs,
+ * the committed blocks and their counts, and the target's caches in and out.
+ */
+export const SPECULATIVE_LOOP_IO = {
+  targetKey: (i: number) => `cache_key_${i}`,
+  targetValue: (i: number) => `cache_value_${i}`,
+  maxSteps: 'max_steps',
+  /** Stop once this many tokens are committed. */
+  maxTokens: 'max_tokens',
+  stopIds: 'stop_ids',
+  ...SAMPLING_IO,
+  /** [N, block] int64: each iteration's committed tokens, −1 after counts[i]. */
+  blocks: 'blocks',
+  counts: 'counts',
+  finalTargetKey: (i: number) => `final_key_${i}`,
+  finalTargetValue: (i: number) => `final_value_${i}`,
+} as const;
+
+/**
+ * Declares the speculative loops' run inputs on the outer graph and makes them visible in the body:
+ * max_steps, max_tokens, stop_ids, and for a sampling variant temperature, uniforms (`uniformsShape`)
+ * and, for the nucleus variant, top_p.
+ */
+export function declareRunInputs(outer: GraphBuilder, body: GraphBuilder, sampling: 'plain' | 'nucleus' | undefined, uniformsShape: Shape): void {
+  const io = SPECULATIVE_LOOP_IO;
+  outer.input(io.maxSteps, 'int64', []);
+  outer.input(io.maxTokens, 'int64', []);
+  outer.input(io.stopIds, 'int64', ['num_stop_ids']);
+  body.outerValue(io.maxTokens, 'int64');
+  body.outerValue(io.stopIds, 'int64');
+  if (!sampling) return;
+  outer.input(io.temperature, 'float32', []);
+  outer.input(io.uniforms, 'float32', uniformsShape);
+  body.outerValue(io.temperature, 'float32');
+  body.outerValue(io.uniforms, 'float32');
+  if (sampling === 'nucleus') {
+    outer.input(io.topP, 'float32', []);
+    body.outerValue(io.topP, 'float32');
+  }
+}
+
+/** Loop names of one decoder's per-layer caches: its outer input, body value and final output. */
+export interface CacheNames {
+  input: (layer: number) => string;
+  body: (layer: number) => string;
+  final: (layer: number) => string;
+}
+
+/**
+ * A decoder's key and value caches as a Loop carries them (carriedCache), layer by layer, each with the
+ * decoder's past input and new-rows output it stands for and how the decoder concatenates it (CacheCarry).
+ */
+export function decoderCaches(outer: GraphBuilder, decoder: ReturnType<typeof carriedDecoder>, kv: LoopKvLayout, rows: string, key: CacheNames, value: CacheNames) {
+  return Array.from({ length: kv.numLayers }, (_, i) => [
+    { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i) },
+    { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i) },
+  ])
+    .flat()
+    .map((cache) => {
+      const carry = decoder.carries.get(cache.past)!;
+      return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout: carriedLayoutOf(carry), rows }) };
+    });
+}
+
+/**
+ * The RoPE tables an inlined decoder reads (rotaryFromTables) when its graph was rewritten to read them:
+ * computed once per run in the outer graph from the decoder's own inv_freq, `rows` positions, visible in
+ * the body; the inputs to add to each call of the decoder. None when the graph was not rewritten.
+ */
+export function rotaryTableInputs(outer: GraphBuilder, body: GraphBuilder, graph: InlinableGraph, tabled: { rewritten: boolean }, rows: number, dtype: LoopKvLayout['dtype']): Record<string, string> {
+  if (!tabled.rewritten) return {};
+  const tables = rotaryCaches(outer, graph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), rows, dtype);
+  for (const table of [tables.cos, tables.sin]) body.outerValue(table, dtype);
+  return { [ROTARY_TABLE_IO.cos]: tables.cos, [ROTARY_TABLE_IO.sin]: tables.sin };
 }

@@ -23,7 +23,8 @@
  * Inputs:  pending [P] int64 (tokens the draft has not cached, the last committed one last; the target
  *          caches every committed token but that one), cache_key_i / cache_value_i [1,L,kvH,D] (target),
  *          draft_key_j / draft_value_j [1,L',kvH',D'] (draft), max_steps, max_tokens [] int64,
- *          stop_ids [K]; sampling graphs: temperature, uniforms [max_steps, 2γ+1], top_p (nucleus).
+ *          stop_ids [K]; sampling graphs: temperature, uniforms [max_steps, 2γ+1], top_p (nucleus)
+ *          (SPECULATIVE_LOOP_IO).
  * Outputs: blocks [N, γ+1] int64 (committed tokens per cycle, −1 after counts[i]), counts [N] int64,
  *          final_pending, final_* caches.
  */
@@ -34,32 +35,22 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
-import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, type CarriedValue } from './loop-ops.js';
-import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
-import { drawFrom, nucleus, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
+import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
+import { rotaryFromTables } from './rotary-tables.js';
+import { drawFrom, nucleus, samplingProbabilities } from './sampling-ops.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const SPS_LOOP_GRAPH = 'sps_loop';
 const DIM_CACHED = 'cached_rows';
 const DIM_DRAFT_CACHED = 'draft_cached_rows';
 
+/** Sampling graphs' uniforms: [max_steps, 2γ+1] (γ draft draws, γ tests, the last draw). */
 export const SPS_LOOP_IO = {
+  ...SPECULATIVE_LOOP_IO,
   pending: 'pending',
-  targetKey: (i: number) => `cache_key_${i}`,
-  targetValue: (i: number) => `cache_value_${i}`,
   draftKey: (j: number) => `draft_key_${j}`,
   draftValue: (j: number) => `draft_value_${j}`,
-  maxSteps: 'max_steps',
-  maxTokens: 'max_tokens',
-  stopIds: 'stop_ids',
-  /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps, 2γ+1]: γ draft draws, γ tests, the last draw. */
-  ...SAMPLING_IO,
-  blocks: 'blocks',
-  counts: 'counts',
   finalPending: 'final_pending',
-  finalTargetKey: (i: number) => `final_key_${i}`,
-  finalTargetValue: (i: number) => `final_value_${i}`,
   finalDraftKey: (j: number) => `final_draft_key_${j}`,
   finalDraftValue: (j: number) => `final_draft_value_${j}`,
 } as const;
@@ -111,34 +102,18 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const draftGraph = new InlinableGraph(draftTabled.graph, 'draft', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
   const tableRows = graphs.contextLength + gamma + 1;
-  const tablesFor = (graph: InlinableGraph, tabled: { rewritten: boolean }, kv: LoopKvLayout): Record<string, string> => {
-    if (!tabled.rewritten) return {};
-    const tables = rotaryCaches(outer, graph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), tableRows, kv.dtype);
-    for (const table of [tables.cos, tables.sin]) b.outerValue(table, kv.dtype);
-    return { [ROTARY_TABLE_IO.cos]: tables.cos, [ROTARY_TABLE_IO.sin]: tables.sin };
-  };
-  const targetTables = outer.scope('target', () => tablesFor(targetGraph, targetTabled, targetKv));
-  const draftTables = outer.scope('draft', () => tablesFor(draftGraph, draftTabled, draftKv));
-
-  type Names = { input: (layer: number) => string; body: (layer: number) => string; final: (layer: number) => string };
-  const loopCaches = (decoder: ReturnType<typeof carriedDecoder>, kv: LoopKvLayout, rows: string, key: Names, value: Names) =>
-    range(kv.numLayers)
-      .flatMap((i) => [
-        { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i) },
-        { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i) },
-      ])
-      .map((cache) => {
-        const carry = decoder.carries.get(cache.past)!;
-        return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout: carriedLayoutOf(carry), rows }) };
-      });
-  const targetCaches = loopCaches(
+  const targetTables = outer.scope('target', () => rotaryTableInputs(outer, b, targetGraph, targetTabled, tableRows, targetKv.dtype));
+  const draftTables = outer.scope('draft', () => rotaryTableInputs(outer, b, draftGraph, draftTabled, tableRows, draftKv.dtype));
+  const targetCaches = decoderCaches(
+    outer,
     targetDecoder,
     targetKv,
     DIM_CACHED,
     { input: SPS_LOOP_IO.targetKey, body: CARRIED.targetKey, final: SPS_LOOP_IO.finalTargetKey },
     { input: SPS_LOOP_IO.targetValue, body: CARRIED.targetValue, final: SPS_LOOP_IO.finalTargetValue },
   );
-  const draftCaches = loopCaches(
+  const draftCaches = decoderCaches(
+    outer,
     draftDecoder,
     draftKv,
     DIM_DRAFT_CACHED,
@@ -152,21 +127,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
     ...draftCaches.map((c) => c.carried),
   ];
   declareCarried(outer, b, carried);
-  outer.input(SPS_LOOP_IO.maxSteps, 'int64', []);
-  outer.input(SPS_LOOP_IO.maxTokens, 'int64', []);
-  outer.input(SPS_LOOP_IO.stopIds, 'int64', ['num_stop_ids']);
-  b.outerValue(SPS_LOOP_IO.maxTokens, 'int64');
-  b.outerValue(SPS_LOOP_IO.stopIds, 'int64');
-  if (graphs.sampling) {
-    outer.input(SPS_LOOP_IO.temperature, 'float32', []);
-    outer.input(SPS_LOOP_IO.uniforms, 'float32', ['max_steps', spsUniformsPerCycle(gamma)]);
-    b.outerValue(SPS_LOOP_IO.temperature, 'float32');
-    b.outerValue(SPS_LOOP_IO.uniforms, 'float32');
-    if (graphs.sampling === 'nucleus') {
-      outer.input(SPS_LOOP_IO.topP, 'float32', []);
-      b.outerValue(SPS_LOOP_IO.topP, 'float32');
-    }
-  }
+  declareRunInputs(outer, b, graphs.sampling, ['max_steps', spsUniformsPerCycle(gamma)]);
 
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);

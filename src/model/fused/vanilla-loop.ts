@@ -25,19 +25,14 @@
  *
  * Weights are not copied: the model keeps target.onnx's external-data references (`weights.data`,
  * relative) and is loaded from bytes with the external-data folder set to the model folder
- * (see createLoopSession). Built in memory on every session creation
+ * (createSessionFromModel, via the engine's LoopSessions). Built in memory on every session creation
  * (milliseconds: the target graph is ~70 KB of protobuf).
  */
-import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import type * as ort from 'onnxruntime-node';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
-import { decodeModel, type ModelProto } from '../onnx/proto.js';
-import type { Ort } from '../ort-runtime.js';
-import { createSessionFromModel } from './loop-session.js';
+import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
@@ -204,9 +199,4 @@ export function externalDataLocations(model: ModelProto): string[] {
   const locations = new Set<string>();
   for (const init of model.graph.initializer) for (const entry of init.external_data ?? []) if (entry.key === 'location') locations.add(entry.value);
   return [...locations];
-}
-
-/** Creates the vanilla_loop session for the target graph at `targetPath` (see createSessionFromModel). */
-export async function createLoopSession(ortModule: Ort, targetPath: string, kv: LoopKvLayout, options: ort.InferenceSession.SessionOptions, loop: VanillaLoopOptions): Promise<ort.InferenceSession> {
-  return createSessionFromModel(ortModule, buildVanillaLoopModel(decodeModel(readFileSync(targetPath)), kv, loop), dirname(targetPath), options);
 }
