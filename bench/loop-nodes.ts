@@ -1,10 +1,11 @@
 /**
  * How many nodes one step of the fused vanilla loop has, per operator type, with the target graph's own
- * attention and with GroupQueryAttention (--decode-attention gqa), and one cycle of the eagle loop. On a
+ * attention and with GroupQueryAttention (--decode-attention gqa), one cycle of the eagle loop and, where
+ * the folder has a draft model, one cycle of the sps loop. On a
  * GPU each node costs host time (launch and bookkeeping) whatever its size, which is what bounds a
  * decode step (docs/fused-loop.md).
  *
- *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens 24]] [--tree 6/10/60]
+ *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens 24]] [--tree 6/10/60] [--gamma 4]
  *
  * Without --run: the Loop bodies as built (ONNX nodes), and an eagle cycle's nodes by part (target verify,
  * EAGLE layer, draft head, draft glue, tree, …). With --run: also the nodes onnxruntime executes
@@ -17,11 +18,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CHAIN_CHUNK } from '../src/engine/decoder.js';
 import { FusedEagle } from '../src/engine/fused/fused-eagle.js';
+import { FusedSps } from '../src/engine/fused/fused-sps.js';
 import type { FusedEngine } from '../src/engine/fused/fused-run.js';
 import { FusedVanilla } from '../src/engine/fused/fused-vanilla.js';
 import { EngineModel } from '../src/engine/model.js';
 import { buildEagleLoopModel } from '../src/model/fused/eagle-loop.js';
+import { buildSpsLoopModel } from '../src/model/fused/sps-loop.js';
 import { loopBodyOf } from '../src/model/fused/loop-ops.js';
 import { DECODE_ATTENTIONS } from '../src/model/fused/gqa-decode.js';
 import { buildVanillaLoopModel } from '../src/model/fused/vanilla-loop.js';
@@ -30,13 +34,15 @@ import { decodeModel, type ModelProto } from '../src/model/onnx/proto.js';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' }, ep: { type: 'string', default: 'cpu' }, 'max-new-tokens': { type: 'string', default: '24' } },
+  options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' }, gamma: { type: 'string', default: '4' }, ep: { type: 'string', default: 'cpu' }, 'max-new-tokens': { type: 'string', default: '24' } },
 });
-const usage = 'usage: loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens N]] [--tree D/K/T]';
+const usage = 'usage: loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens N]] [--tree D/K/T] [--gamma N]';
 if (positionals.length !== 1) throw new Error(usage);
 if (flags.ep !== 'cpu' && flags.ep !== 'cuda') throw new Error(`loop-nodes.ts: --ep must be cpu or cuda, not ${flags.ep}`);
 const ep = flags.ep;
 const maxNewTokens = Number(flags['max-new-tokens']);
+const gamma = Number(flags.gamma);
+if (!(Number.isInteger(gamma) && gamma >= 1)) throw new Error(`loop-nodes.ts: --gamma must be an integer ≥ 1, not ${flags.gamma}`);
 if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 2)) throw new Error(`loop-nodes.ts: --max-new-tokens must be an integer ≥ 2, not ${flags['max-new-tokens']}`);
 const dir = positionals[0];
 const folder = ModelFolder.open(dir);
@@ -57,20 +63,22 @@ const report = (what: string, ops: readonly string[], per: string) =>
   process.stdout.write(`${what}: ${ops.length} nodes per ${per} (${(ops.length / kv.numLayers).toFixed(1)} per target layer); ${byOp(ops)}\n`);
 
 /**
- * Which part of an eagle cycle a body node belongs to, from its name: the inlined graphs are prefixed
- * with their call (`@verify/…`, `@eagle_expand_2/…`, `@head_root/…`), the loop's own nodes with their scope.
+ * Which part of a speculative cycle a body node belongs to, from its name: the inlined graphs are prefixed
+ * with their call (`@verify/…`, `@eagle_expand_2/…`, `@head_root/…`, `@draft_1/…`), the loop's own nodes
+ * with their scope.
  */
-const EAGLE_PARTS: readonly [RegExp, string][] = [
+const CYCLE_PARTS: readonly [RegExp, string][] = [
   [/^@verify\//, 'target verify'],
   [/^@eagle_/, 'EAGLE layer'],
+  [/^@draft_/, 'draft model'],
   [/^@head_/, 'draft head'],
   [/^draft\//, 'draft glue'],
   [/^tree\//, 'tree'],
   [/^(verify|accept)\//, 'mask and accept'],
   [/^(catch_up|next)\//, 'catch-up and next'],
 ];
-const partOf = (nodeName: string) => EAGLE_PARTS.find(([pattern]) => pattern.test(nodeName))?.[1] ?? 'commit and other';
-const PART_ORDER = [...EAGLE_PARTS.map(([, part]) => part), 'commit and other'];
+const partOf = (nodeName: string) => CYCLE_PARTS.find(([pattern]) => pattern.test(nodeName))?.[1] ?? 'commit and other';
+const PART_ORDER = [...CYCLE_PARTS.map(([, part]) => part), 'commit and other'];
 const reportParts = (what: string, nodeNames: readonly string[]) => {
   const counts = tally(nodeNames.map(partOf));
   const parts = PART_ORDER.filter((part) => counts.has(part)).map((part) => `${part} ${counts.get(part)}`);
@@ -104,6 +112,11 @@ if (eagleLoop) {
   report(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
   reportParts(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.name ?? ''));
 }
+const spsLoop = config.draft && buildSpsLoopModel({ target, draft: read(config.draft.file), targetKv: kv, draftKv: kvOf(config.draft.architecture), gamma, maxPending: CHAIN_CHUNK, contextLength: 4096 });
+if (spsLoop) {
+  report(`sps_loop, γ ${gamma}, as built`, loopBodyOf(spsLoop).node.map((n) => n.op_type), 'cycle');
+  reportParts(`sps_loop, γ ${gamma}, as built`, loopBodyOf(spsLoop).node.map((n) => n.name ?? ''));
+}
 
 if (flags.run) {
   const model = await EngineModel.open(dir, { ep });
@@ -117,6 +130,7 @@ if (flags.run) {
       await profileLoop(`vanilla_loop, attention ${attention}`, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention, strictDevice }));
     }
     if (eagleLoop) await profileLoop(`eagle_loop, tree ${flags.tree}`, 'cycle', eagleLoop, (profileDir) => FusedEagle.create(model, { tree, profileDir, strictDevice }));
+    if (spsLoop) await profileLoop(`sps_loop, γ ${gamma}`, 'cycle', spsLoop, (profileDir) => FusedSps.create(model, { gamma, profileDir, strictDevice }));
   } finally {
     await model.release();
   }
