@@ -106,9 +106,10 @@ interface Row {
   tau: number;
   kibPerToken: number;
   tokens: number;
-  equalsVanilla: boolean;
-  /** Greedy: prompts whose tokens differ from vanilla on the first engine, and from this method on the first engine. */
-  promptsDifferingFromVanilla: number;
+  /** Null when vanilla was not run first in this invocation (nothing to compare with). */
+  equalsVanilla: boolean | null;
+  /** Greedy: prompts whose tokens differ from vanilla on the first engine (null: vanilla not run), and from this method on the first engine. */
+  promptsDifferingFromVanilla: number | null;
   promptsDifferingFromFirstEngine?: number;
   /** Time of one target step (vanilla) or one speculative cycle: τ ÷ tokens/s. */
   msPerCycle: number;
@@ -160,7 +161,7 @@ for (const spec of flags.methods.split(',')) {
           if (sampling) equal = false; // samples differ by engine and seed; only their distribution is the target's
           else {
             if (method === 'vanilla' && engine === engineList[0] && r === 0) reference.set(i, result.tokens);
-            else if (JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) differing.add(i);
+            else if (reference.has(i) && JSON.stringify(reference.get(i)) !== JSON.stringify(result.tokens)) differing.add(i);
             if (engine === firstEngine && r === 0) firstTokens.set(i, result.tokens);
             else if (JSON.stringify(firstTokens.get(i)) !== JSON.stringify(result.tokens)) differingFromFirst.add(i);
           }
@@ -182,8 +183,8 @@ for (const spec of flags.methods.split(',')) {
         msPerCycle: (1000 * tau) / tokensPerSecond,
         kibPerToken: bytes / tokens / 1024,
         tokens,
-        equalsVanilla: equal,
-        promptsDifferingFromVanilla: differing.size,
+        equalsVanilla: reference.size === 0 ? null : equal,
+        promptsDifferingFromVanilla: reference.size === 0 ? null : differing.size,
         promptsDifferingFromFirstEngine: engine === firstEngine ? undefined : differingFromFirst.size,
       };
       const versusFirst = sampling || row.promptsDifferingFromFirstEngine === undefined ? '' : row.promptsDifferingFromFirstEngine === 0 ? `, equal to ${firstEngine} ${spec}` : `, ${row.promptsDifferingFromFirstEngine}/${prompts.length} prompts differ from ${firstEngine} ${spec}`;
@@ -194,7 +195,7 @@ for (const spec of flags.methods.split(',')) {
       rows.push(row);
       process.stdout.write(
         `${spec.padEnd(14)} ${row.engine.padEnd(9)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
-          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : equal ? 'tokens equal vanilla' : `TOKENS DIFFER FROM VANILLA (${differing.size}/${prompts.length} prompts)`}${versusFirst}\n`,
+          `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : reference.size === 0 ? 'vanilla not run' : equal ? 'tokens equal vanilla' : `TOKENS DIFFER FROM VANILLA (${differing.size}/${prompts.length} prompts)`}${versusFirst}\n`,
       );
     } finally {
       await generator.release();

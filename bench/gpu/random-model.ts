@@ -1,5 +1,5 @@
 /**
- * Random-weight Hugging Face checkpoints of a real model's shape (a target and an EAGLE head), for
+ * Random-weight Hugging Face checkpoints of a real model's shape (a target, an EAGLE head and a plain draft model), for
  * timing where no trained weights of that size exist: a decoding step reads the same bytes and runs
  * the same kernels whatever the weights' values, so tokens/s of vanilla decoding and the cost of one
  * speculative cycle (fixed tree shape) are those of the real model. Acceptance lengths are not:
@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/gpu/random-model.ts OUT [--shape llama3-8b] [--tokenizer models/demo]
  *
- * Writes OUT/target and OUT/eagle (config.json, fp16 safetensors shards, one per layer), with the
+ * Writes OUT/target, OUT/eagle and OUT/draft (config.json, fp16 safetensors shards, one per layer), with the
  * tokenizer files of --tokenizer (the Llama-3 tokenizer of the demo models by default). Weights are
  * a pool of N(0, 0.02²) fp16 values tiled from a random offset per tensor (writing 16 GB of fresh
  * random numbers would take minutes); norm weights are ones.
@@ -30,17 +30,23 @@ interface Shape {
   tied: boolean;
 }
 
-const SHAPES: Record<string, Shape> = {
-  /** Meta-Llama-3-8B's config.json. */
-  'llama3-8b': { hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, vocab: 128256, ropeTheta: 500000, tied: false },
-  /** training/frspec_train/presets.py's bench target. */
-  bench: { hidden: 1024, intermediate: 2816, layers: 12, heads: 16, kvHeads: 4, vocab: 128256, ropeTheta: 10000, tied: true },
+const BENCH: Shape = { hidden: 1024, intermediate: 2816, layers: 12, heads: 16, kvHeads: 4, vocab: 128256, ropeTheta: 10000, tied: true };
+/** Each target shape and the plain draft model SpS pairs with it. */
+const SHAPES: Record<string, { target: Shape; draft: Shape }> = {
+  /** Meta-Llama-3-8B's config.json; its draft Llama-3.2-1B's (the same tokenizer). */
+  'llama3-8b': {
+    target: { hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, vocab: 128256, ropeTheta: 500000, tied: false },
+    draft: { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, vocab: 128256, ropeTheta: 500000, tied: true },
+  },
+  /** training/frspec_train/presets.py's bench target, and its draft (the target's shape with 2 layers). */
+  bench: { target: BENCH, draft: { ...BENCH, layers: 2 } },
 };
 
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { shape: { type: 'string', default: 'llama3-8b' }, tokenizer: { type: 'string', default: 'models/demo' } } });
 const out = positionals[0];
-const shape = SHAPES[flags.shape];
-if (!out || !shape) throw new Error(`usage: random-model.ts OUT [--shape ${Object.keys(SHAPES).join('|')}] [--tokenizer DIR]`);
+const shape = SHAPES[flags.shape]?.target;
+const draftShape = SHAPES[flags.shape]?.draft;
+if (!out || !shape || !draftShape) throw new Error(`usage: random-model.ts OUT [--shape ${Object.keys(SHAPES).join('|')}] [--tokenizer DIR]`);
 
 const POOL = 1 << 24;
 const random = new SeededRandom(8);
@@ -110,16 +116,22 @@ const decoderConfig = (s: Shape, layers: number) => ({
   eos_token_id: 128001,
 });
 
+/** A Llama decoder checkpoint of shape `s`, with the tokenizer files. */
+function writeDecoder(dir: string, s: Shape): void {
+  writeCheckpoint(
+    dir,
+    decoderConfig(s, s.layers),
+    [
+      { 'model.embed_tokens.weight': randomTensor([s.vocab, s.hidden]), 'model.norm.weight': ones(s.hidden), ...(!s.tied && { 'lm_head.weight': randomTensor([s.vocab, s.hidden]) }) },
+      ...Array.from({ length: s.layers }, (_, i) => layerTensors(`model.layers.${i}`, s, true)),
+    ],
+    ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'],
+  );
+}
+
 const started = performance.now();
 const d = shape.hidden;
-writeCheckpoint(
-  join(out, 'target'),
-  decoderConfig(shape, shape.layers),
-  [
-    { 'model.embed_tokens.weight': randomTensor([shape.vocab, d]), 'model.norm.weight': ones(d), ...(!shape.tied && { 'lm_head.weight': randomTensor([shape.vocab, d]) }) },
-    ...Array.from({ length: shape.layers }, (_, i) => layerTensors(`model.layers.${i}`, shape, true)),
-  ],
-  ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'],
-);
+writeDecoder(join(out, 'target'), shape);
 writeCheckpoint(join(out, 'eagle'), { ...decoderConfig(shape, 1), bias: false }, [{ 'fc.weight': randomTensor([d, 2 * d]), ...layerTensors('layers.0', shape, false) }]);
-process.stdout.write(`wrote ${flags.shape} random checkpoints to ${out}/{target,eagle} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+writeDecoder(join(out, 'draft'), draftShape);
+process.stdout.write(`wrote ${flags.shape} random checkpoints to ${out}/{target,eagle,draft} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);

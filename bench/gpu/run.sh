@@ -181,11 +181,11 @@ for step in "${STEPS[@]}"; do
       log "node --import tsx bench/gpu/random-model.ts $BIG --shape $BIG_SHAPE --tokenizer $BIG_TOKENIZER"
       "$NODE" --import tsx bench/gpu/random-model.ts "$BIG" --shape "$BIG_SHAPE" --tokenizer "$BIG_TOKENIZER"
       for ops in $BIG_OPS; do
-        cmd=("$NODE" bin/fr-spec export --target "$BIG/target" --eagle "$BIG/eagle" --out "$BIG/model-$ops" --dtype fp16 --ops "$ops" --vocab-maps vocab-maps/llama3 --force --quiet)
+        cmd=("$NODE" bin/fr-spec export --target "$BIG/target" --eagle "$BIG/eagle" --draft "$BIG/draft" --out "$BIG/model-$ops" --dtype fp16 --ops "$ops" --vocab-maps vocab-maps/llama3 --force --quiet)
         log "${cmd[*]}"
         "${cmd[@]}"
       done
-      rm -rf "$BIG/target" "$BIG/eagle"
+      rm -rf "$BIG/target" "$BIG/eagle" "$BIG/draft"
       ;;
     roofline)
       for ops in $BIG_OPS; do
@@ -194,12 +194,13 @@ for step in "${STEPS[@]}"; do
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
         # Vanilla on both engines (the roofline; fused operators also with GroupQueryAttention on both, so that
-        # fused+gqa's tokens are checked against host+gqa's), then the speculative methods' cycle cost on the fused one.
+        # fused+gqa's tokens are checked against host+gqa's), then the speculative methods' cycle cost on the fused one
+        # (sps with the shape's draft model: Llama-3.2-1B's for Llama-3-8B).
         engines=host,fused
         [ "$ops" = fused ] && engines=host,fused,host+gqa,fused+gqa
         engines_command "$BIG/model-$ops" --methods vanilla --engines "$engines" --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
-        engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768 --engines fused --no-stop --limit 4
+        engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768,sps --engines fused --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         if [ -n "${BASELINE:-}" ]; then
           # Absolute paths: the baseline's own engines.ts runs from its folder.
