@@ -105,14 +105,14 @@ const reportTimes = (what: string, keyed: readonly { key: string; micros: number
 process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'standard'} operators, ${config.dtype}\n`);
 const [depth, topK, tokens] = flags.tree.split('/').map(Number);
 const tree = { depth, topK, tokens };
-const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096 }) }));
+const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096, vocabSize: config.vocab_size }) }));
 for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, loopBodyOf(loop).node.map((n) => n.op_type), 'step');
-const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096 });
+const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
 if (eagleLoop) {
   report(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
   reportParts(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.name ?? ''));
 }
-const spsLoop = config.draft && buildSpsLoopModel({ target, draft: read(config.draft.file), targetKv: kv, draftKv: kvOf(config.draft.architecture), gamma, maxPending: CHAIN_CHUNK, contextLength: 4096 });
+const spsLoop = config.draft && buildSpsLoopModel({ target, draft: read(config.draft.file), targetKv: kv, draftKv: kvOf(config.draft.architecture), gamma, maxPending: CHAIN_CHUNK, contextLength: 4096, vocabSize: config.vocab_size, draftVocabSize: config.draft.architecture.vocab_size });
 if (spsLoop) {
   report(`sps_loop, γ ${gamma}, as built`, loopBodyOf(spsLoop).node.map((n) => n.op_type), 'cycle');
   reportParts(`sps_loop, γ ${gamma}, as built`, loopBodyOf(spsLoop).node.map((n) => n.name ?? ''));

@@ -62,7 +62,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const config = JSON.parse(readFileSync(join(dirs.fp32, 'config.json'), 'utf8'));
     const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
     const tree = { depth: 3, topK: 3, tokens: 8 };
-    const loop = buildEagleLoopModel({ target, eagle, head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 64 });
+    const loop = buildEagleLoopModel({ target, eagle, head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
     expect(loop.graph.node.map((n) => n.op_type)).to.deep.equal(['Loop']);
     expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
     const external = loop.graph.initializer.filter((i) => i.data_location === OnnxDataLocation.EXTERNAL);
@@ -78,7 +78,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const read = (file: string) => decodeModel(readFileSync(join(dirs['fp32, fused ops'], file)));
     const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
     const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
-    const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 }, contextLength: 64 });
+    const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 }, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
     const body = loopBodyOf(loop);
     const readers = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/target_(key|value)_\d+$/.test(i)));
     expect(readers('Reshape')).to.have.lengthOf(0);

@@ -43,7 +43,7 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
   it('builds a Loop over the target graph that references the folder\'s weights instead of copying them', () => {
     for (const set of ['fp32', 'fp32, fused ops'] as const) {
       const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
-      const loop = buildVanillaLoopModel(target, { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' }, { maxPositions: 64 });
+      const loop = buildVanillaLoopModel(target, { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' }, { maxPositions: 64, vocabSize: FUSED_VOCAB });
       const rank = set === 'fp32' ? 4 : 3;
       // Standard operators: the Loop alone; fused operators carry [1,L,kvH·D] rows, reshaped once before and after it.
       expect(loop.graph.node.filter((n) => n.op_type === 'Loop'), set).to.have.lengthOf(1);

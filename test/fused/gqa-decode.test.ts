@@ -74,8 +74,8 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
 
   it('carries head-major caches that GroupQueryAttention extends, with 5 fewer nodes per layer per step', () => {
     const exported = target('fp32, fused ops');
-    const plain = loopBodyOf(buildVanillaLoopModel(exported, KV, { maxPositions: 64 }));
-    const loop = buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 64 });
+    const plain = loopBodyOf(buildVanillaLoopModel(exported, KV, { maxPositions: 64, vocabSize: FUSED_VOCAB }));
+    const loop = buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 64, vocabSize: FUSED_VOCAB });
     const body = loopBodyOf(loop);
     for (const op of ['Attention', 'RotaryEmbedding']) expect(count(body, op), op).to.equal(0);
     expect(count(body, 'Split'), 'the MLP\'s gate/up Split').to.equal(KV.numLayers);
@@ -96,7 +96,7 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     }
     // The outer graph converts the contract's [1,L,kvH,D] caches to head-major and back, once per run.
     expect(count(loop.graph, 'Transpose')).to.equal(2 * 2 * KV.numLayers);
-    expect(() => buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 0 })).to.throw(/maxPositions/);
+    expect(() => buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 0, vocabSize: FUSED_VOCAB })).to.throw(/maxPositions/);
   });
 
   it('the host engine\'s decode model: the target\'s inputs and outputs, and its numbers for a one-token step', async () => {

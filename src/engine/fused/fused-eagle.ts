@@ -53,6 +53,8 @@ export class FusedEagle extends FusedEngine {
       hiddenSize: config.hidden_size,
       tree,
       contextLength: model.contextLength,
+      vocabSize: config.vocab_size,
+      headVocabSize: headVocab,
     };
     const loopSessions = await LoopSessions.create(model, 'eagle_loop', settings, (sampling) => buildEagleLoopModel({ ...graphs, sampling }));
     return new FusedEagle(model, loadOrt(), loopSessions, tree, settings.vocabSubset ? 'fr-spec' : 'eagle2');

@@ -46,6 +46,8 @@ export class FusedSps extends FusedEngine {
       gamma: settings.gamma,
       maxPending: CHAIN_CHUNK,
       contextLength: model.contextLength,
+      vocabSize: config.vocab_size,
+      draftVocabSize: config.draft!.architecture.vocab_size,
     };
     const loopSessions = await LoopSessions.create(model, 'sps_loop', settings, (sampling) => buildSpsLoopModel({ ...graphs, sampling }));
     return new FusedSps(model, loadOrt(), loopSessions, settings.gamma);

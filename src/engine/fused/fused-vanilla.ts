@@ -35,7 +35,7 @@ export class FusedVanilla extends FusedEngine {
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
     const exported = decodeModel(readFileSync(sessions.folder.path(sessions.folder.config.target.file)));
-    const loop = { attention: options.attention, maxPositions: model.contextLength };
+    const loop = { attention: options.attention, maxPositions: model.contextLength, vocabSize: sessions.folder.config.vocab_size };
     const loopSessions = await LoopSessions.create(model, 'vanilla_loop', options, (sampling) => buildVanillaLoopModel(exported, kv, { ...loop, sampling }));
     // The prompt goes through the host as the host engine feeds it, with the same graphs (a lone last token included).
     const gqaDecode = options.attention === 'gqa' ? await model.gqaDecodeSession() : undefined;

@@ -42,6 +42,7 @@ import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
+import { topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
 import { nucleus, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -92,6 +93,9 @@ export interface EagleLoopGraphs {
    * per run) cover it plus the positions a last cycle drafts and verifies past it (depth + 1).
    */
   contextLength: number;
+  /** The target's vocabulary and the draft head's (a subset for FR-Spec): the verify's argmax and the head's top-k are taken in two levels (vocab-reductions.ts). */
+  vocabSize: number;
+  headVocabSize: number;
 }
 
 /** Uniforms one level of the sampling walk consumes: one per child tried, one for the final draw. */
@@ -140,9 +144,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // RoPE reads tables computed once per run (one pair per graph: each has its own inv_freq).
   const targetTabled = rotaryFromTables(targetDecoder.graph, dtype);
   const eagleTabled = rotaryFromTables(eagleDecoder.graph, eagleKv.dtype);
-  const targetGraph = new InlinableGraph(targetTabled.graph, 'target', outer, shared);
+  const verifyGraph = twoLevelVocabReductions(targetTabled.graph, [{ input: logitsBeforeArgmax(graphs.target), rank: 3, vocab: graphs.vocabSize }]).model;
+  const head = twoLevelVocabReductions(graphs.head, [{ input: topkInputOf(graphs.head, HEAD_IO.topkLogprobs), rank: 2, vocab: graphs.headVocabSize, maxK: k }]).model;
+  const targetGraph = new InlinableGraph(verifyGraph, 'target', outer, shared);
   const eagleGraph = new InlinableGraph(eagleTabled.graph, 'eagle', outer, shared);
-  const headGraph = new InlinableGraph(graphs.head, 'head', outer, shared);
+  const headGraph = new InlinableGraph(head, 'head', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) body.outerValue(init.name!);
   const tableRows = graphs.contextLength + depth + 1;
   const targetTables = outer.scope('target', () => rotaryTableInputs(outer, body, targetGraph, targetTabled, tableRows, dtype));

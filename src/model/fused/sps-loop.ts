@@ -37,6 +37,7 @@ import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
+import { twoLevelVocabReductions } from './vocab-reductions.js';
 import { drawFrom, nucleus, samplingProbabilities } from './sampling-ops.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
@@ -69,6 +70,9 @@ export interface SpsLoopGraphs {
   sampling?: 'plain' | 'nucleus';
   /** The longest context the caches may hold: the RoPE tables cover it plus the γ + 1 positions a last cycle reaches past it. */
   contextLength: number;
+  /** The target's and the draft's vocabularies: their argmax is taken in two levels (vocab-reductions.ts). */
+  vocabSize: number;
+  draftVocabSize: number;
 }
 
 /** Uniforms one cycle of the sampling variant consumes: a draw per draft, a test per draft, the last draw. */
@@ -98,8 +102,9 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const draftDecoder = carriedDecoder(graphs.draft, draftKv.numLayers);
   const targetTabled = rotaryFromTables(targetDecoder.graph, targetKv.dtype);
   const draftTabled = rotaryFromTables(draftDecoder.graph, draftKv.dtype);
-  const targetGraph = new InlinableGraph(targetTabled.graph, 'target', outer, shared);
-  const draftGraph = new InlinableGraph(draftTabled.graph, 'draft', outer, shared);
+  const argmaxInTwoLevels = (graph: ModelProto, exported: ModelProto, vocab: number) => twoLevelVocabReductions(graph, [{ input: logitsBeforeArgmax(exported), rank: 3, vocab }]).model;
+  const targetGraph = new InlinableGraph(argmaxInTwoLevels(targetTabled.graph, graphs.target, graphs.vocabSize), 'target', outer, shared);
+  const draftGraph = new InlinableGraph(argmaxInTwoLevels(draftTabled.graph, graphs.draft, graphs.draftVocabSize), 'draft', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
   const tableRows = graphs.contextLength + gamma + 1;
   const targetTables = outer.scope('target', () => rotaryTableInputs(outer, b, targetGraph, targetTabled, tableRows, targetKv.dtype));

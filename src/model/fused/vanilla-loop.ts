@@ -36,6 +36,7 @@ import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
+import { twoLevelVocabReductions } from './vocab-reductions.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -83,6 +84,8 @@ export interface VanillaLoopOptions {
   attention?: DecodeAttention;
   /** The longest context (positions 0 … maxPositions − 1): rows of the RoPE tables the loop computes once per run. */
   maxPositions: number;
+  /** The target's vocabulary: greedy steps take its argmax in two levels (vocab-reductions.ts). */
+  vocabSize: number;
 }
 
 /**
@@ -103,7 +106,10 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   // run (GroupQueryAttention rotates q and k from its own tables).
   const decoder = carriedDecoder(exported, numLayers);
   const tabled = gqa ? undefined : rotaryFromTables(decoder.graph, dtype);
-  const target = tabled?.graph ?? gqaDecodeTarget(exported, kv);
+  const logits = logitsBeforeArgmax(exported);
+  const decoding = tabled?.graph ?? gqaDecodeTarget(exported, kv);
+  // Greedy steps take the argmax of the logits in two levels; sampling steps do not take it at all.
+  const target = options.sampling ? decoding : twoLevelVocabReductions(decoding, [{ input: logits, rank: 3, vocab: options.vocabSize }]).model;
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });
@@ -171,8 +177,8 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     }
     let token: string;
     if (options.sampling) {
-      const logits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(stepCall, logitsBeforeArgmax(target)), i64([1, -1])])], { to: ONNX_DATA_TYPE.float32 });
-      const p = samplingProbabilities(b, logits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
+      const stepLogits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(stepCall, logits), i64([1, -1])])], { to: ONNX_DATA_TYPE.float32 });
+      const p = samplingProbabilities(b, stepLogits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
       const u = b.op('Gather', [LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 });
       token = b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, i64([-1])]), u), i64([1])]);
     } else token = b.op('Reshape', [step[TARGET_IO.argmax], i64([1])]);

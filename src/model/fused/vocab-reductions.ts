@@ -1,0 +1,109 @@
+/**
+ * ArgMax and TopK over the vocabulary in two levels, for the fused loops' inlined graphs.
+ *
+ * onnxruntime's CUDA kernels reduce a long last axis slowly: on an H100, ArgMax over 128,256 logits takes
+ * 1.7 ms for one row and 6.9 ms for 64 (a tree verify), TopK(k = 10) over 10 rows 0.5 ms
+ * (docs/results/2026-12-06-h100-llama3-8b/). Split into blocks of `width` ids, the same selections take a
+ * TopK within each block and a TopK over the blocks' winners: 0.01–0.2 ms. The result is exactly the
+ * one-level result, ties included: TopK orders equal values lower index first, every block's candidates
+ * precede the next block's, so the lowest index among equal maxima wins, as ArgMax's (select_last_index 0)
+ * and TopK's own tie rule require. The tokens therefore do not change.
+ */
+import { GraphBuilder } from '../onnx/builder.js';
+import { intAttributeOf } from '../onnx/graph-queries.js';
+import type { ModelProto, NodeProto } from '../onnx/proto.js';
+
+/** Preferred ids per block: about the square root of a 128k vocabulary, and the fastest width measured. */
+export const VOCAB_BLOCK = 256;
+
+/**
+ * The block width for a vocabulary of `vocab` ids: the divisor of `vocab` (at most 1024, at least 2 blocks)
+ * closest to VOCAB_BLOCK, or to √vocab for a small vocabulary; undefined when there is none (then the
+ * reduction stays one-level).
+ */
+export function vocabBlockWidth(vocab: number): number | undefined {
+  const preferred = Math.min(VOCAB_BLOCK, Math.sqrt(vocab));
+  let best: number | undefined;
+  for (let width = 2; width <= Math.min(1024, vocab / 2); width++) {
+    if (vocab % width !== 0) continue;
+    if (best === undefined || Math.abs(Math.log(width / preferred)) < Math.abs(Math.log(best / preferred))) best = width;
+  }
+  return best;
+}
+
+export interface VocabReductionTarget {
+  /** The value ArgMax or TopK reduces over its last axis: a float tensor of rank `rank` whose last dimension is `vocab`. */
+  input: string;
+  rank: number;
+  vocab: number;
+  /** The largest k a TopK over it is asked for (1 for ArgMax): a block must hold k ids. */
+  maxK?: number;
+}
+
+/** The value a graph's TopK reduces to produce `output` (its values or its indices). */
+export function topkInputOf(model: ModelProto, output: string): string {
+  const producers = new Map(model.graph.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  let node = producers.get(output);
+  while (node?.op_type === 'Identity') node = producers.get(node.input[0]!);
+  if (node?.op_type !== 'TopK') throw new Error(`${model.graph.name} graph: ${output} is not a TopK output`);
+  return node.input[0]!;
+}
+
+/**
+ * `model` with every ArgMax (axis −1, select_last_index 0) and TopK (axis −1, largest, sorted) that reads
+ * one of `targets` computed in two levels. Returns how many nodes were rewritten; nodes over other values,
+ * vocabularies with no block width and a k larger than a block are left as they are.
+ */
+export function twoLevelVocabReductions(model: ModelProto, targets: readonly VocabReductionTarget[]): { model: ModelProto; rewritten: number } {
+  const byInput = new Map(targets.map((t) => [t.input, t]));
+  const added: { nodes: NodeProto[]; initializers: NonNullable<ModelProto['graph']['initializer']> }[] = [];
+  let rewritten = 0;
+  const node = model.graph.node.flatMap((n): NodeProto[] => {
+    const target = byInput.get(n.input[0]!);
+    if (!target || (n.domain ?? '') !== '') return [n];
+    const width = vocabBlockWidth(target.vocab);
+    if (width === undefined || (target.maxK ?? 1) > width) return [n];
+    const axis = intAttributeOf(n, 'axis') ?? (n.op_type === 'TopK' ? -1 : 0);
+    if (axis !== -1 && axis !== target.rank - 1) return [n];
+    let replacement: { nodes: NodeProto[]; initializers: NonNullable<ModelProto['graph']['initializer']> } | undefined;
+    if (n.op_type === 'ArgMax' && (intAttributeOf(n, 'select_last_index') ?? 0) === 0) {
+      replacement = twoLevel(n, target, width, 'argmax', intAttributeOf(n, 'keepdims') ?? 1);
+    } else if (n.op_type === 'TopK' && (intAttributeOf(n, 'largest') ?? 1) === 1 && (intAttributeOf(n, 'sorted') ?? 1) === 1) {
+      replacement = twoLevel(n, target, width, 'topk', 1);
+    }
+    if (!replacement) return [n];
+    rewritten++;
+    added.push(replacement);
+    return replacement.nodes;
+  });
+  if (rewritten === 0) return { model, rewritten };
+  const initializer = [...model.graph.initializer, ...added.flatMap((a) => a.initializers)];
+  return { model: { ...model, graph: { ...model.graph, node, initializer } }, rewritten };
+}
+
+/**
+ * The nodes (named under the original node's name) that compute `node`'s outputs in two levels:
+ * `argmax` → the index of the maximum (keepdims as given); `topk` → the k largest values and their ids
+ * (k: the node's second input, at most `width`).
+ */
+function twoLevel(node: NodeProto, target: VocabReductionTarget, width: number, kind: 'argmax' | 'topk', keepdims: number) {
+  const blocks = target.vocab / width;
+  const b = new GraphBuilder(`${node.name}/two_level`);
+  const x = b.outerValue(node.input[0]!, 'float32'); // (the element type is not used: the nodes carry none)
+  const lead = new Array<number>(target.rank - 1).fill(0); // Reshape's 0 keeps that dimension
+  // Constants under the node's name: the graph's own constants have generated names too.
+  const constant = (name: string, values: number[], dims = [values.length]) => b.initializer(`${node.name}/two_level/${name}`, 'int64', dims, values);
+  const k = kind === 'argmax' ? constant('one', [1]) : b.outerValue(node.input[1]!, 'int64');
+  const topkAttributes = { axis: -1, largest: 1, sorted: 1 };
+  b.scope(`${node.name}/two_level`, () => {
+    const [inner, innerIds] = b.node('TopK', [b.op('Reshape', [x, constant('blocks', [...lead, blocks, width])]), k], { outputs: 2, attributes: topkAttributes }); // [..., B, k]
+    const flat = constant('flat', [...lead, -1]);
+    const ids = b.op('Reshape', [b.op('Add', [innerIds, constant('block_starts', Array.from({ length: blocks }, (_, i) => i * width), [blocks, 1])]), flat]); // vocabulary ids [..., B·k]
+    const at = b.node('TopK', [b.op('Reshape', [inner, flat]), k], { outputs: kind === 'topk' ? [node.output[0]!, `${node.name}/two_level/at`] : 2, attributes: topkAttributes })[1]!;
+    if (kind === 'topk') b.node('GatherElements', [ids, at], { outputs: [node.output[1]!], attributes: { axis: -1 } });
+    else if (keepdims) b.node('GatherElements', [ids, at], { outputs: [node.output[0]!], attributes: { axis: -1 } });
+    else b.node('Squeeze', [b.op('GatherElements', [ids, at], { axis: -1 }), constant('last_axis', [-1])], { outputs: [node.output[0]!] });
+  });
+  const graph = b.toModel().graph;
+  return { nodes: graph.node, initializers: graph.initializer };
+}
