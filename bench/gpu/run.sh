@@ -161,8 +161,9 @@ for step in "${STEPS[@]}"; do
         folder=$RUN/model; suffix=-fused-ops
         [ "$ops" = standard ] && { folder=$RUN/model-standard; suffix=""; }
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
+        # (host+gqa and fused+gqa, vanilla's decode steps with GroupQueryAttention, are refused on CUDA for now:
+        # onnxruntime 1.29's kernel fails on these graphs, docs/fused-loop.md.)
         engines=host,fused
-        [ "$ops" = fused ] && engines=host,fused,host+gqa,fused+gqa   # +gqa: vanilla's decode steps with GroupQueryAttention
         engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768,sps --engines "$engines" --limit 8 --json "$RESULTS/engines$suffix.json"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
       done
@@ -193,11 +194,10 @@ for step in "${STEPS[@]}"; do
       done
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
-        # Vanilla on both engines (the roofline; fused operators also with GroupQueryAttention on both, so that
-        # fused+gqa's tokens are checked against host+gqa's), then the speculative methods' cycle cost on the fused one
-        # (sps with the shape's draft model: Llama-3.2-1B's for Llama-3-8B).
+        # Vanilla on both engines (the roofline), then the speculative methods' cycle cost on the fused one (sps with
+        # the shape's draft model: Llama-3.2-1B's for Llama-3-8B). GroupQueryAttention (host+gqa, fused+gqa) is refused
+        # on CUDA for now: onnxruntime 1.29's kernel fails on these graphs (docs/fused-loop.md).
         engines=host,fused
-        [ "$ops" = fused ] && engines=host,fused,host+gqa,fused+gqa
         engines_command "$BIG/model-$ops" --methods vanilla --engines "$engines" --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768,sps --engines fused --no-stop --limit 4

@@ -60,7 +60,7 @@ export interface MethodSettings {
   /**
    * vanilla's one-token decode steps, on either engine: 'graph' (default) runs the target graph's own
    * attention nodes; 'gqa' one GroupQueryAttention node per layer (src/model/fused/gqa-decode.ts: fewer
-   * nodes per step; fused-operator models, fp16 on CUDA). Both engines give the same tokens with either;
+   * nodes per step; fused-operator models, CPU only for now: onnxruntime 1.29's CUDA kernel fails on these graphs). Both engines give the same tokens with either;
    * on fp16 'gqa' may pick other tokens than 'graph' where logits nearly tie (other kernels, other rounding).
    */
   decodeAttention?: DecodeAttention;
@@ -144,7 +144,9 @@ export class Generator {
       if (method !== 'vanilla') throw new UserError(`--decode-attention gqa applies to --method vanilla (its one-token steps), not ${method}`);
       if (sessions.folder.config.ops !== 'fused') throw new UserError(`--decode-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
-      if (sessions.ep === 'cuda' && sessions.target.dtype !== 'float16') throw new UserError(`--decode-attention gqa on CUDA needs an fp16 model (onnxruntime's CUDA GroupQueryAttention has no ${sessions.target.dtype} kernel); export with --dtype fp16`);
+      // Measured on an H100 (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel writes its present cache into the
+      // past's buffer (MayInplace) and fails when the past is one row shorter, as these graphs feed it.
+      if (sessions.ep === 'cuda') throw new UserError('--decode-attention gqa does not run on CUDA yet: onnxruntime 1.29\'s GroupQueryAttention kernel reuses the past cache\'s buffer for a present cache one row longer and fails; use --decode-attention graph');
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (runsFused) {
