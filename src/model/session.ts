@@ -5,15 +5,20 @@
  * head and cached per subset.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.js';
 import { PromiseCache } from '../util/promise-cache.js';
 import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from './contract.js';
 import { DecoderSession, EagleSession, HeadSession, type KvLayout } from './graph-sessions.js';
+import { logitsBeforeArgmax } from './fused/loop-ops.js';
+import { withWeightsFolder } from './fused/loop-session.js';
+import { twoLevelVocabReductions } from './fused/vocab-reductions.js';
 import { HeadWeights } from './head-weights.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
 import type { GraphBuilder } from './onnx/builder.js';
+import { decodeModel, encodeModel } from './onnx/proto.js';
 import { ModelFolder, type DecoderFacts } from './model-folder.js';
 import { loadOrt, resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice, type Ort } from './ort-runtime.js';
 
@@ -82,6 +87,23 @@ export async function createCheckedSession(ortModule: Ort, model: string | Uint8
   return session;
 }
 
+/**
+ * A decoder graph's bytes with its argmax over the vocabulary taken in two levels (src/model/fused/vocab-reductions.ts:
+ * exact, and on CUDA far faster than onnxruntime's one-level ArgMax over a long axis); undefined when the graph has
+ * no such ArgMax or the vocabulary no block width, and the file loads as it is.
+ */
+function argmaxInTwoLevels(path: string, vocab: number): Uint8Array | undefined {
+  const model = decodeModel(readFileSync(path));
+  let logits: string;
+  try {
+    logits = logitsBeforeArgmax(model);
+  } catch {
+    return undefined;
+  }
+  const { model: rewritten, rewritten: count } = twoLevelVocabReductions(model, [{ input: logits, rank: 3, vocab }]);
+  return count > 0 ? encodeModel(rewritten) : undefined;
+}
+
 const kvLayout = (facts: { num_layers: number; num_kv_heads: number; head_dim: number }): KvLayout => ({
   numLayers: facts.num_layers,
   numKvHeads: facts.num_kv_heads,
@@ -110,9 +132,14 @@ export class ModelSessions {
     const ortModule = loadOrt();
     const opts = sessionOptions(ep, options);
     const { config } = folder;
-    const load = (file: string, spec: GraphSpec) => createCheckedSession(ortModule, folder.path(file), `${dir}/${file}`, spec, namedSessionOptions(opts, file.replace(/\.onnx$/, '')));
-    const decoder = async (entry: { file: string; architecture: DecoderFacts }) =>
-      new DecoderSession(ortModule, await load(entry.file, decoderSpec(entry.architecture, config.dtype)), kvLayout(entry.architecture), config.dtype, entry.architecture.hidden_size);
+    const load = (file: string, spec: GraphSpec, model?: Uint8Array) => {
+      const named = namedSessionOptions(opts, file.replace(/\.onnx$/, ''));
+      return createCheckedSession(ortModule, model ?? folder.path(file), `${dir}/${file}`, spec, model ? withWeightsFolder(named, folder.dir) : named);
+    };
+    const decoder = async (entry: { file: string; architecture: DecoderFacts }) => {
+      const session = await load(entry.file, decoderSpec(entry.architecture, config.dtype), argmaxInTwoLevels(folder.path(entry.file), entry.architecture.vocab_size));
+      return new DecoderSession(ortModule, session, kvLayout(entry.architecture), config.dtype, entry.architecture.hidden_size);
+    };
 
     const target = await decoder(config.target);
     const head = new HeadSession(ortModule, await load(config.lm_head.file, headSpec(config)), config.dtype, config.hidden_size, config.lm_head.vocab_size);

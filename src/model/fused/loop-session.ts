@@ -15,7 +15,12 @@ import type { Ort } from '../ort-runtime.js';
  * data that resolves outside the model file's own folder.)
  */
 export async function createSessionFromModel(ortModule: Ort, model: ModelProto, weightsFolder: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return ortModule.InferenceSession.create(encodeModel(model), withWeightsFolder(options, weightsFolder));
+}
+
+/** `options` for a model loaded from bytes whose external data lies in `weightsFolder` (see createSessionFromModel). */
+export function withWeightsFolder(options: ort.InferenceSession.SessionOptions, weightsFolder: string): ort.InferenceSession.SessionOptions {
   const extra = (options.extra ?? {}) as { session?: Record<string, unknown> };
   const session = { ...(extra.session ?? {}), model_external_initializers_file_folder_path: resolve(weightsFolder) };
-  return ortModule.InferenceSession.create(encodeModel(model), { ...options, extra: { ...extra, session } });
+  return { ...options, extra: { ...extra, session } };
 }
