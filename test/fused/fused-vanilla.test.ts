@@ -14,7 +14,7 @@ import { SeededRandom } from '../../src/engine/random.js';
 import { cacheCarryOf } from '../../src/model/fused/loop-ops.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -162,14 +162,7 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
     const fused = await FusedVanilla.create(model, { threads: 1 });
     try {
-      for (const [sampling, chunk] of [[{ temperature: 0.9, topP: 1 }, undefined], [{ temperature: 0.9, topP: 1 }, 5], [{ temperature: 1, topP: 0.7 }, 5]] as const) {
-        const a = await fused.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 11, chunk });
-        const b = await fused.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 11, chunk });
-        const c = await fused.generate(SHORT_PROMPT, { maxNewTokens: 24, sampling, seed: 12, chunk });
-        expect(a.tokens).to.have.lengthOf(24);
-        expect(b.tokens).to.deep.equal(a.tokens);
-        expect(c.tokens).to.not.deep.equal(a.tokens);
-      }
+      await expectReproducibleSampling(fused, SHORT_PROMPT, { speculative: false });
     } finally {
       await fused.release();
       await model.release();

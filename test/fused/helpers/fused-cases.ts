@@ -54,10 +54,10 @@ export async function expectFusedRunEqualsHost(fused: { generate(prompt: readonl
 }
 
 /**
- * A speculative fused loop samples reproducibly: for top-p 1 (whole and in chunks of 4) and nucleus, the same
- * seed gives the same 30 tokens, another seed others, and cycles commit more than one token on average.
+ * A fused loop samples reproducibly: for top-p 1 (whole and in chunks of 4) and nucleus, the same seed gives
+ * the same 30 tokens and another seed others; a speculative loop's cycles commit more than one token on average.
  */
-export async function expectReproducibleSampling(fused: { generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> }, prompt: readonly number[]): Promise<void> {
+export async function expectReproducibleSampling(fused: { generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> }, prompt: readonly number[], { speculative = true } = {}): Promise<void> {
   for (const [sampling, chunk] of [[{ temperature: 0.8, topP: 1 }, undefined], [{ temperature: 0.8, topP: 1 }, 4], [{ temperature: 1, topP: 0.8 }, undefined]] as const) {
     const a = await fused.generate(prompt, { maxNewTokens: 30, sampling, seed: 5, chunk });
     const b = await fused.generate(prompt, { maxNewTokens: 30, sampling, seed: 5, chunk });
@@ -65,6 +65,6 @@ export async function expectReproducibleSampling(fused: { generate(prompt: reado
     expect(a.tokens).to.have.lengthOf(30);
     expect(b.tokens).to.deep.equal(a.tokens);
     expect(c.tokens).to.not.deep.equal(a.tokens);
-    expect(a.stats.cycles).to.be.below(29);
+    if (speculative) expect(a.stats.cycles).to.be.below(29);
   }
 }
