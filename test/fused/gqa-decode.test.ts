@@ -58,7 +58,14 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
       expect(node.domain).to.equal('com.microsoft');
       const packed = exported.graph.node.find((n) => n.output.includes(node.input[0]))!;
       expect(packed.op_type, 'the q/k/v projection').to.equal('MatMul');
-      expect(node.input.slice(1, 5)).to.deep.equal(['', '', `past_key_${layer}`, `past_value_${layer}`]);
+      expect(node.input.slice(1, 3)).to.deep.equal(['', '']);
+      // Each past is fed one row longer (Pad), the present's size: the kernel extends its cache in place.
+      node.input.slice(3, 5).forEach((past, i) => {
+        const pad = rewritten.graph.node.find((n) => n.output.includes(past))!;
+        expect(pad.op_type).to.equal('Pad');
+        expect(pad.input[0]).to.equal(i === 0 ? `past_key_${layer}` : `past_value_${layer}`);
+        expect(rewritten.graph.initializer.find((t) => t.name === pad.input[1])?.int64_data).to.deep.equal([0, 0, 0, 0, 0, 0, 1, 0]);
+      });
       expect(node.output.slice(1)).to.deep.equal([GQA_IO.presentKey(layer), GQA_IO.presentValue(layer)]);
       const attribute = (name: string) => Number(node.attribute.find((a) => a.name === name)?.i);
       expect([attribute('do_rotary'), attribute('rotary_interleaved')]).to.deep.equal([1, 0]);
@@ -72,7 +79,7 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     expect(() => gqaDecodeTarget(target('fp32'), KV)).to.throw(/--ops fused/);
   });
 
-  it('carries head-major caches that GroupQueryAttention extends, with 5 fewer nodes per layer per step', () => {
+  it('carries head-major caches that GroupQueryAttention extends, with 3 fewer nodes per layer per step', () => {
     const exported = target('fp32, fused ops');
     const plain = loopBodyOf(buildVanillaLoopModel(exported, KV, { maxPositions: 64, vocabSize: FUSED_VOCAB }));
     const loop = buildVanillaLoopModel(exported, KV, { attention: 'gqa', maxPositions: 64, vocabSize: FUSED_VOCAB });
@@ -81,9 +88,11 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     expect(count(body, 'Split'), 'the MLP\'s gate/up Split').to.equal(KV.numLayers);
     expect(body.node.filter((n) => n.op_type === 'Concat' && n.input.some((i) => /^it\/(key|value)_/.test(i)))).to.have.lengthOf(0);
     expect(count(body, 'GroupQueryAttention')).to.equal(KV.numLayers);
-    // Split, two RotaryEmbedding, two Concat and Attention become one node; the step's mask goes, and the
-    // GroupQueryAttention lengths come (Cast ×2, Add). (Both loops read RoPE tables computed once per run.)
-    expect(plain.node.length - body.node.length).to.be.at.least(5 * KV.numLayers);
+    // Split, two RotaryEmbedding, two Concat and Attention become GroupQueryAttention and the Pad of each past;
+    // the step's mask goes, and the GroupQueryAttention lengths come (Cast ×2, Add). (Both loops read RoPE tables
+    // computed once per run.)
+    expect(count(body, 'Pad')).to.equal(2 * KV.numLayers);
+    expect(plain.node.length - body.node.length).to.be.at.least(3 * KV.numLayers);
     const producer = (value: string) => {
       let node = body.node.find((n) => n.output.includes(value))!;
       while (node.op_type === 'Identity') node = body.node.find((n) => n.output.includes(node.input[0]))!;

@@ -1,12 +1,13 @@
 /**
  * A one-token decode variant of a fused-operator target graph in which each layer's attention is one
  * `com.microsoft.GroupQueryAttention` node: it applies RoPE to q and k, appends the new K/V rows to the
- * past and attends, in one node where the exported graph has seven (Split, two RotaryEmbedding, two
+ * past and attends, in one node (plus a Pad of each past: the kernel writes the new row in place, into a past
+ * one row longer) where the exported graph has seven (Split, two RotaryEmbedding, two
  * Concat, their Reshapes, Attention). Vanilla decoding uses it on request (`--decode-attention gqa`) for
  * its one-token steps, on both engines: the fused loop inlines gqaDecodeTarget with the cache carried
  * head-major; the host engine runs buildGqaDecodeModel, the same nodes behind the contract's
  * token-major inputs and outputs. Both feed the kernel the same values in the same shapes, so their
- * tokens are equal. Per decode step the host launches ≈ 30% fewer nodes, which is what bounds a fused
+ * tokens are equal. Per decode step the host launches ≈ 17% fewer nodes, which is what bounds a fused
  * step on a GPU (docs/fused-loop.md).
  *
  * GroupQueryAttention takes the packed q/k/v projection (the fused export's `qkv_proj` output) and
@@ -44,6 +45,9 @@ export const GQA_IO = {
   presentKey: (layer: number) => `gqa_present_key_${layer}`,
   presentValue: (layer: number) => `gqa_present_value_${layer}`,
 } as const;
+
+/** Pad's pads for a BNSH cache: one row more on the sequence axis (a one-token step's own row). */
+const GQA_ONE_MORE_ROW = 'gqa_one_more_row';
 
 /** The exported graph's RoPE inverse frequencies (llama-graph.ts decoderStack). */
 export const ROPE_INV_FREQ = 'rope.inv_freq';
@@ -100,11 +104,19 @@ export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; num
       return value;
     };
     const int = (name: string, i: number): AttributeProto => ({ name, type: OnnxAttributeType.INT, i });
+    // The kernel extends its cache in place: it writes the new row into the past buffer at row seqlens_k (onnxruntime's
+    // CUDA kernel reuses the past's buffer for the present whenever it can, and fails when their shapes differ). So
+    // each past is fed one row longer (a zero row, where the step's own row goes), the size of the present.
+    const padded = (past: string) => {
+      rewritten.push({ name: `${node.name}/gqa/pad_${past}`, op_type: 'Pad', domain: '', input: [past, GQA_ONE_MORE_ROW], output: [`${node.name}/gqa/${past}_with_room`], attribute: [] });
+      return `${node.name}/gqa/${past}_with_room`;
+    };
+    const [pastKey, pastValue] = [padded(TARGET_IO.pastKey(layer)), padded(TARGET_IO.pastValue(layer))];
     rewritten.push({
       name: `${node.name}/gqa`,
       op_type: 'GroupQueryAttention',
       domain: MICROSOFT_DOMAIN,
-      input: [split.input[0], '', '', TARGET_IO.pastKey(layer), TARGET_IO.pastValue(layer), GQA_IO.seqlensK, GQA_IO.totalLength, GQA_IO.cosCache, GQA_IO.sinCache],
+      input: [split.input[0], '', '', pastKey, pastValue, GQA_IO.seqlensK, GQA_IO.totalLength, GQA_IO.cosCache, GQA_IO.sinCache],
       output: [node.output[0], GQA_IO.presentKey(layer), GQA_IO.presentValue(layer)],
       attribute: [int('num_heads', heads('q_num_heads')), int('kv_num_heads', heads('kv_num_heads')), int('do_rotary', 1), int('rotary_interleaved', 0)],
     });
@@ -118,9 +130,11 @@ export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; num
     type: { tensor_type: { elem_type: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
   });
   const headMajor = (input: ValueInfoProto): ValueInfoProto => (pastLayer.has(input.name) ? tensorInput(input.name, elemType, [1, kv.numKvHeads, 'past_sequence', kv.headDim]) : input);
+  const oneMoreRow = { name: GQA_ONE_MORE_ROW, data_type: ONNX_DATA_TYPE.int64, dims: [8], int64_data: [0, 0, 0, 0, 0, 0, 1, 0] };
   const graph = {
     ...target.graph,
     node: rewritten,
+    initializer: [...target.graph.initializer, oneMoreRow],
     input: [
       ...target.graph.input.map(headMajor),
       tensorInput(GQA_IO.seqlensK, ONNX_DATA_TYPE.int32, [1]),
