@@ -18,7 +18,7 @@ import { twoLevelVocabReductions } from './fused/vocab-reductions.js';
 import { HeadWeights } from './head-weights.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
 import type { GraphBuilder } from './onnx/builder.js';
-import { decodeModel, encodeModel } from './onnx/proto.js';
+import { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 import { ModelFolder, type DecoderFacts } from './model-folder.js';
 import { loadOrt, resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice, type Ort } from './ort-runtime.js';
 
@@ -93,12 +93,13 @@ export async function createCheckedSession(ortModule: Ort, model: string | Uint8
  * no such ArgMax or the vocabulary no block width, and the file loads as it is.
  */
 function argmaxInTwoLevels(path: string, vocab: number): Uint8Array | undefined {
-  const model = decodeModel(readFileSync(path));
+  let model: ModelProto;
   let logits: string;
   try {
+    model = decodeModel(readFileSync(path));
     logits = logitsBeforeArgmax(model);
   } catch {
-    return undefined;
+    return undefined; // not the exported pattern, or not a model at all: onnxruntime loads (or refuses) the file itself
   }
   const { model: rewritten, rewritten: count } = twoLevelVocabReductions(model, [{ input: logits, rank: 3, vocab }]);
   return count > 0 ? encodeModel(rewritten) : undefined;
