@@ -17,7 +17,10 @@ import type { GenerationResult } from '../engine.js';
 import { encodeCommitted, type TreeShape } from '../methods/eagle.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
+import { commitLoopBlocks, feedLoopCaches, fetchedLoopCaches, finalLoopCacheNames, FusedEngine, hostLoopCaches, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopCacheNames, type LoopSessionSettings } from './fused-run.js';
+
+const TARGET_CACHES: LoopCacheNames = { key: EAGLE_LOOP_IO.targetKey, value: EAGLE_LOOP_IO.targetValue, finalKey: EAGLE_LOOP_IO.finalTargetKey, finalValue: EAGLE_LOOP_IO.finalTargetValue };
+const EAGLE_CACHES: LoopCacheNames = { key: EAGLE_LOOP_IO.eagleKey, value: EAGLE_LOOP_IO.eagleValue, finalKey: EAGLE_LOOP_IO.finalEagleKey, finalValue: EAGLE_LOOP_IO.finalEagleValue };
 
 export interface FusedEagleSettings extends LoopSessionSettings {
   tree: TreeShape;
@@ -81,17 +84,11 @@ export class FusedEagle extends FusedEngine {
       const { Tensor } = this.ort;
       const dtype = target.dtype;
       // Both caches at their exact length: the host's rows first, then each run's final caches.
-      const cachesOf = (decoder: KvDecoder) => ({
-        keys: decoder.arena.pastKeys().map((rows) => cacheTensor(this.ort, dtype, rows, decoder.kv)),
-        values: decoder.arena.pastValues().map((rows) => cacheTensor(this.ort, dtype, rows, decoder.kv)),
-      });
-      let targetCache = cachesOf(target);
-      let eagleCache = cachesOf(eagle);
+      let targetCache = hostLoopCaches(this.ort, target);
+      let eagleCache = hostLoopCaches(this.ort, eagle);
       let rootToken = transcript.last;
       let remaining = budget;
       const stopTensor = new Tensor('int64', BigInt64Array.from(stopIds, (id) => BigInt(id)), [stopIds.length]);
-      const targetKv = target.kv;
-      const eagleKv = eagle.kv;
       while (!transcript.done && remaining > 0) {
         const m = Math.min(chunk, remaining);
         const last = m === remaining;
@@ -103,48 +100,23 @@ export class FusedEagle extends FusedEngine {
           [EAGLE_LOOP_IO.stopIds]: stopTensor,
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m, block, uniformsPerLevel(this.tree)]));
-        for (let i = 0; i < targetKv.numLayers; i++) {
-          feeds[EAGLE_LOOP_IO.targetKey(i)] = targetCache.keys[i];
-          feeds[EAGLE_LOOP_IO.targetValue(i)] = targetCache.values[i];
-        }
-        for (let j = 0; j < eagleKv.numLayers; j++) {
-          feeds[EAGLE_LOOP_IO.eagleKey(j)] = eagleCache.keys[j];
-          feeds[EAGLE_LOOP_IO.eagleValue(j)] = eagleCache.values[j];
-        }
+        feedLoopCaches(feeds, targetCache, TARGET_CACHES);
+        feedLoopCaches(feeds, eagleCache, EAGLE_CACHES);
         // The last run fetches only the tokens: the caches never leave the device.
-        const carried = [
-          EAGLE_LOOP_IO.finalRootToken,
-          EAGLE_LOOP_IO.finalRootOut,
-          ...Array.from({ length: targetKv.numLayers }, (_, i) => [EAGLE_LOOP_IO.finalTargetKey(i), EAGLE_LOOP_IO.finalTargetValue(i)]).flat(),
-          ...Array.from({ length: eagleKv.numLayers }, (_, j) => [EAGLE_LOOP_IO.finalEagleKey(j), EAGLE_LOOP_IO.finalEagleValue(j)]).flat(),
-        ];
-        const fetches = [EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts, ...(last ? [] : carried)];
-        const out = await runLoop(meter, session, feeds, fetches);
-        const counts = Array.from(out[EAGLE_LOOP_IO.counts].data as BigInt64Array, Number);
-        const blocks = out[EAGLE_LOOP_IO.blocks].data as BigInt64Array;
-        // One target forward was counted by measure(); each iteration also ran depth EAGLE forwards and depth head runs.
-        meter.count('target', counts.length - 1);
-        meter.count('draft', counts.length * this.tree.depth);
-        meter.count('head', counts.length * this.tree.depth);
-        let committed = 0;
-        counts.forEach((count, iteration) => {
-          const tokens = Array.from(blocks.subarray(iteration * block, iteration * block + count), Number);
-          transcript.commit(tokens);
-          committed += count;
-        });
+        const carried = [EAGLE_LOOP_IO.finalRootToken, EAGLE_LOOP_IO.finalRootOut, ...finalLoopCacheNames(target.kv.numLayers, TARGET_CACHES), ...finalLoopCacheNames(eagle.kv.numLayers, EAGLE_CACHES)];
+        const out = await runLoop(meter, session, feeds, [EAGLE_LOOP_IO.blocks, EAGLE_LOOP_IO.counts, ...(last ? [] : carried)]);
+        const { iterations, committed } = commitLoopBlocks(transcript, out, EAGLE_LOOP_IO, block);
+        // One target forward was counted by runLoop; each iteration also ran depth EAGLE forwards and depth head runs.
+        meter.count('target', iterations - 1);
+        meter.count('draft', iterations * this.tree.depth);
+        meter.count('head', iterations * this.tree.depth);
         remaining -= committed;
         if (transcript.done) break;
         if (last) throw new Error(`the fused loop stopped after ${committed} of ${m} tokens without a stop id`);
-        rootToken = Number((out[EAGLE_LOOP_IO.finalRootToken].data as BigInt64Array)[0]);
-        rootOut = asFloatData(out[EAGLE_LOOP_IO.finalRootOut].data, dtype);
-        targetCache = {
-          keys: Array.from({ length: targetKv.numLayers }, (_, i) => out[EAGLE_LOOP_IO.finalTargetKey(i)]),
-          values: Array.from({ length: targetKv.numLayers }, (_, i) => out[EAGLE_LOOP_IO.finalTargetValue(i)]),
-        };
-        eagleCache = {
-          keys: Array.from({ length: eagleKv.numLayers }, (_, j) => out[EAGLE_LOOP_IO.finalEagleKey(j)]),
-          values: Array.from({ length: eagleKv.numLayers }, (_, j) => out[EAGLE_LOOP_IO.finalEagleValue(j)]),
-        };
+        rootToken = Number((out[EAGLE_LOOP_IO.finalRootToken]!.data as BigInt64Array)[0]);
+        rootOut = asFloatData(out[EAGLE_LOOP_IO.finalRootOut]!.data, dtype);
+        targetCache = fetchedLoopCaches(out, target.kv.numLayers, TARGET_CACHES);
+        eagleCache = fetchedLoopCaches(out, eagle.kv.numLayers, EAGLE_CACHES);
       }
     }
     return { tokens: transcript.generated, stopReason: transcript.stopReason!, stats: summarize(this.method, transcript, meter, performance.now() - started) };

@@ -14,6 +14,7 @@ import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { namedSessionOptions, sessionOptions } from '../../model/session.js';
 import { UserError } from '../../util/errors.js';
 import { PromiseCache } from '../../util/promise-cache.js';
+import type { KvDecoder } from '../decoder.js';
 import type { KvShape } from '../kv-arena.js';
 import type { GenerateOptions, GenerationResult } from '../engine.js';
 import { byteSize, RunMeter } from '../meter.js';
@@ -149,6 +150,58 @@ export function loopBudget(maxNewTokens: number, contextLength: number, cachedRo
 export function cacheTensor(ortModule: Ort, dtype: FloatDType, rows: FloatData, kv: KvShape): ort.Tensor {
   const width = kv.numKvHeads * kv.headDim;
   return new ortModule.Tensor(dtype, rows, [1, rows.length / width, kv.numKvHeads, kv.headDim]);
+}
+
+/** A decoder's caches as a loop run takes them: one tensor per layer, keys and values. */
+export interface LoopCaches {
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+}
+
+/** The names a loop gives one decoder's caches: its inputs and its final outputs, per layer. */
+export interface LoopCacheNames {
+  key(layer: number): string;
+  value(layer: number): string;
+  finalKey(layer: number): string;
+  finalValue(layer: number): string;
+}
+
+/** A decoder's host caches at their exact length, as the first loop run's inputs. */
+export function hostLoopCaches(ortModule: Ort, decoder: KvDecoder): LoopCaches {
+  const tensor = (rows: FloatData) => cacheTensor(ortModule, decoder.dtype, rows, decoder.kv);
+  return { keys: decoder.arena.pastKeys().map(tensor), values: decoder.arena.pastValues().map(tensor) };
+}
+
+/** Sets `caches` as `feeds` under `names`. */
+export function feedLoopCaches(feeds: Record<string, ort.Tensor>, caches: LoopCaches, names: LoopCacheNames): void {
+  caches.keys.forEach((tensor, layer) => (feeds[names.key(layer)] = tensor));
+  caches.values.forEach((tensor, layer) => (feeds[names.value(layer)] = tensor));
+}
+
+/** The final cache outputs of `layers` layers under `names`, to fetch when a later run goes on from them. */
+export function finalLoopCacheNames(layers: number, names: LoopCacheNames): string[] {
+  return Array.from({ length: layers }, (_, layer) => [names.finalKey(layer), names.finalValue(layer)]).flat();
+}
+
+/** The final caches a run fetched (finalLoopCacheNames), as the next run's inputs. */
+export function fetchedLoopCaches(out: ort.InferenceSession.OnnxValueMapType, layers: number, names: LoopCacheNames): LoopCaches {
+  const of = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => out[name(layer)]!);
+  return { keys: of(names.finalKey), values: of(names.finalValue) };
+}
+
+/**
+ * Commits a speculative loop run's scanned blocks ([iterations, block] tokens, −1 after each count) to the
+ * transcript, one cycle per iteration; returns the iterations and the tokens committed.
+ */
+export function commitLoopBlocks(transcript: Transcript, out: ort.InferenceSession.OnnxValueMapType, io: { blocks: string; counts: string }, block: number): { iterations: number; committed: number } {
+  const counts = Array.from(out[io.counts]!.data as BigInt64Array, Number);
+  const blocks = out[io.blocks]!.data as BigInt64Array;
+  let committed = 0;
+  counts.forEach((count, iteration) => {
+    transcript.commit(Array.from(blocks.subarray(iteration * block, iteration * block + count), Number));
+    committed += count;
+  });
+  return { iterations: counts.length, committed };
 }
 
 /** The sampling inputs of a run: temperature, top-p (nucleus variant only) and `dims`' worth of fresh uniforms. */

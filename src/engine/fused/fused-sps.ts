@@ -16,7 +16,10 @@ import { CHAIN_CHUNK, decoderGraph, feedChain, KvDecoder } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
+import { commitLoopBlocks, feedLoopCaches, fetchedLoopCaches, finalLoopCacheNames, FusedEngine, hostLoopCaches, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopCacheNames, type LoopSessionSettings } from './fused-run.js';
+
+const TARGET_CACHES: LoopCacheNames = { key: SPS_LOOP_IO.targetKey, value: SPS_LOOP_IO.targetValue, finalKey: SPS_LOOP_IO.finalTargetKey, finalValue: SPS_LOOP_IO.finalTargetValue };
+const DRAFT_CACHES: LoopCacheNames = { key: SPS_LOOP_IO.draftKey, value: SPS_LOOP_IO.draftValue, finalKey: SPS_LOOP_IO.finalDraftKey, finalValue: SPS_LOOP_IO.finalDraftValue };
 
 export interface FusedSpsSettings extends LoopSessionSettings {
   /** Drafts per cycle. */
@@ -69,16 +72,10 @@ export class FusedSps extends FusedEngine {
       if (lastChunkStart > 0) await feedChain(draft, tokens.slice(0, lastChunkStart));
       let pending = tokens.slice(lastChunkStart);
       const { Tensor } = this.ort;
-      const cachesOf = (decoder: KvDecoder) => ({
-        keys: decoder.arena.pastKeys().map((rows) => cacheTensor(this.ort, decoder.dtype, rows, decoder.kv)),
-        values: decoder.arena.pastValues().map((rows) => cacheTensor(this.ort, decoder.dtype, rows, decoder.kv)),
-      });
-      let targetCache = cachesOf(target);
-      let draftCache = cachesOf(draft);
+      let targetCache = hostLoopCaches(this.ort, target);
+      let draftCache = hostLoopCaches(this.ort, draft);
       let remaining = loopBudget(options.maxNewTokens, this.model.contextLength, target.length);
       const stopTensor = new Tensor('int64', BigInt64Array.from(stopIds, (id) => BigInt(id)), [stopIds.length]);
-      const block = this.gamma + 1;
-      const layers = <T>(count: number, of: (layer: number) => T): T[] => Array.from({ length: count }, (_, i) => of(i));
       while (!transcript.done && remaining > 0) {
         const m = Math.min(chunk, remaining);
         const last = m === remaining;
@@ -89,34 +86,21 @@ export class FusedSps extends FusedEngine {
           [SPS_LOOP_IO.stopIds]: stopTensor,
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m, spsUniformsPerCycle(this.gamma)]));
-        layers(target.kv.numLayers, SPS_LOOP_IO.targetKey).forEach((name, i) => (feeds[name] = targetCache.keys[i]!));
-        layers(target.kv.numLayers, SPS_LOOP_IO.targetValue).forEach((name, i) => (feeds[name] = targetCache.values[i]!));
-        layers(draft.kv.numLayers, SPS_LOOP_IO.draftKey).forEach((name, j) => (feeds[name] = draftCache.keys[j]!));
-        layers(draft.kv.numLayers, SPS_LOOP_IO.draftValue).forEach((name, j) => (feeds[name] = draftCache.values[j]!));
+        feedLoopCaches(feeds, targetCache, TARGET_CACHES);
+        feedLoopCaches(feeds, draftCache, DRAFT_CACHES);
         // The last run fetches only the tokens: the caches never leave the device.
-        const carried = [
-          SPS_LOOP_IO.finalPending,
-          ...layers(target.kv.numLayers, (i) => [SPS_LOOP_IO.finalTargetKey(i), SPS_LOOP_IO.finalTargetValue(i)]).flat(),
-          ...layers(draft.kv.numLayers, (j) => [SPS_LOOP_IO.finalDraftKey(j), SPS_LOOP_IO.finalDraftValue(j)]).flat(),
-        ];
-        const fetches = [SPS_LOOP_IO.blocks, SPS_LOOP_IO.counts, ...(last ? [] : carried)];
-        const out = await runLoop(meter, session, feeds, fetches);
-        const counts = Array.from(out[SPS_LOOP_IO.counts].data as BigInt64Array, Number);
-        const blocks = out[SPS_LOOP_IO.blocks].data as BigInt64Array;
+        const carried = [SPS_LOOP_IO.finalPending, ...finalLoopCacheNames(target.kv.numLayers, TARGET_CACHES), ...finalLoopCacheNames(draft.kv.numLayers, DRAFT_CACHES)];
+        const out = await runLoop(meter, session, feeds, [SPS_LOOP_IO.blocks, SPS_LOOP_IO.counts, ...(last ? [] : carried)]);
+        const { iterations, committed } = commitLoopBlocks(transcript, out, SPS_LOOP_IO, this.gamma + 1);
         // One target forward was counted by runLoop; each cycle also ran γ draft forwards.
-        meter.count('target', counts.length - 1);
-        meter.count('draft', counts.length * this.gamma);
-        let committed = 0;
-        counts.forEach((count, cycle) => {
-          transcript.commit(Array.from(blocks.subarray(cycle * block, cycle * block + count), Number));
-          committed += count;
-        });
+        meter.count('target', iterations - 1);
+        meter.count('draft', iterations * this.gamma);
         remaining -= committed;
         if (transcript.done) break;
         if (last) throw new Error(`the fused loop stopped after ${committed} of ${m} tokens without a stop id`);
-        pending = Array.from(out[SPS_LOOP_IO.finalPending].data as BigInt64Array, Number);
-        targetCache = { keys: layers(target.kv.numLayers, (i) => out[SPS_LOOP_IO.finalTargetKey(i)]!), values: layers(target.kv.numLayers, (i) => out[SPS_LOOP_IO.finalTargetValue(i)]!) };
-        draftCache = { keys: layers(draft.kv.numLayers, (j) => out[SPS_LOOP_IO.finalDraftKey(j)]!), values: layers(draft.kv.numLayers, (j) => out[SPS_LOOP_IO.finalDraftValue(j)]!) };
+        pending = Array.from(out[SPS_LOOP_IO.finalPending]!.data as BigInt64Array, Number);
+        targetCache = fetchedLoopCaches(out, target.kv.numLayers, TARGET_CACHES);
+        draftCache = fetchedLoopCaches(out, draft.kv.numLayers, DRAFT_CACHES);
       }
     }
     return { tokens: transcript.generated, stopReason: transcript.stopReason!, stats: summarize('sps', transcript, meter, performance.now() - started) };
