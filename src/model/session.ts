@@ -12,9 +12,8 @@ import { UserError } from '../util/errors.js';
 import { PromiseCache } from '../util/promise-cache.js';
 import { assertConforms, decoderSpec, eagleSpec, headSpec, type GraphSpec } from './contract.js';
 import { DecoderSession, EagleSession, HeadSession, type KvLayout } from './graph-sessions.js';
-import { logitsBeforeArgmax } from './fused/loop-ops.js';
 import { withWeightsFolder } from './fused/loop-session.js';
-import { twoLevelVocabReductions } from './fused/vocab-reductions.js';
+import { decoderArgmaxInTwoLevels } from './fused/vocab-reductions.js';
 import { HeadWeights } from './head-weights.js';
 import { buildLmHeadGraph } from './lm-head-graph.js';
 import type { GraphBuilder } from './onnx/builder.js';
@@ -93,16 +92,13 @@ export async function createCheckedSession(ortModule: Ort, model: string | Uint8
  * no such ArgMax or the vocabulary no block width, and the file loads as it is.
  */
 function argmaxInTwoLevels(path: string, vocab: number): Uint8Array | undefined {
-  let model: ModelProto;
-  let logits: string;
+  let twoLevel: { model: ModelProto; rewritten: number };
   try {
-    model = decodeModel(readFileSync(path));
-    logits = logitsBeforeArgmax(model);
+    twoLevel = decoderArgmaxInTwoLevels(decodeModel(readFileSync(path)), vocab);
   } catch {
     return undefined; // not the exported pattern, or not a model at all: onnxruntime loads (or refuses) the file itself
   }
-  const { model: rewritten, rewritten: count } = twoLevelVocabReductions(model, [{ input: logits, rank: 3, vocab }]);
-  return count > 0 ? encodeModel(rewritten) : undefined;
+  return twoLevel.rewritten > 0 ? encodeModel(twoLevel.model) : undefined;
 }
 
 const kvLayout = (facts: { num_layers: number; num_kv_heads: number; head_dim: number }): KvLayout => ({

@@ -40,9 +40,9 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
+import { addLoop, carriedDecoder, committedBlock, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
-import { topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
+import { decoderArgmaxInTwoLevels, topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
 import { nucleus, samplingProbabilities } from './sampling-ops.js';
 import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
@@ -144,7 +144,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // RoPE reads tables computed once per run (one pair per graph: each has its own inv_freq).
   const targetTabled = rotaryFromTables(targetDecoder.graph, dtype);
   const eagleTabled = rotaryFromTables(eagleDecoder.graph, eagleKv.dtype);
-  const verifyGraph = twoLevelVocabReductions(targetTabled.graph, [{ input: logitsBeforeArgmax(graphs.target), rank: 3, vocab: graphs.vocabSize }]).model;
+  const verifyGraph = decoderArgmaxInTwoLevels(targetTabled.graph, graphs.vocabSize).model;
   const head = twoLevelVocabReductions(graphs.head, [{ input: topkInputOf(graphs.head, HEAD_IO.topkLogprobs), rank: 2, vocab: graphs.headVocabSize, maxK: k }]).model;
   const targetGraph = new InlinableGraph(verifyGraph, 'target', outer, shared);
   const eagleGraph = new InlinableGraph(eagleTabled.graph, 'eagle', outer, shared);
@@ -324,13 +324,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const verified = targetGraph.call(b, verifyCall);
 
   // ---- 3. Accept ----
-  const blockRange = i64(range(B));
   /** The committed block from the path (node per depth), its length n and the token after it. */
   const blockOf = (pathNodes: string, count: string, next: string) => {
     const drafted = b.op('Concat', [b.op('Gather', [treeOf.tokens, b.op('Slice', [pathNodes, i64([1]), i64([B])])], { axis: 0 }), i64([-1])], { axis: 0 });
     const lastIndex = b.op('Sub', [count, s64(1)]);
-    const block = b.op('Where', [b.op('Equal', [blockRange, lastIndex]), next, b.op('Where', [b.op('Less', [blockRange, lastIndex]), drafted, s64(-1)])]);
-    return { count, pathNodes, next, block, lastIndex };
+    return { count, pathNodes, next, block: committedBlock(b, drafted, lastIndex, next, B), lastIndex };
   };
   const graphTree: GraphTree = { ...treeOf, size: T, depth };
   const greedyAccept = () => {

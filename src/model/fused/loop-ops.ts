@@ -304,3 +304,12 @@ export function rotaryTableInputs(outer: GraphBuilder, body: GraphBuilder, graph
   for (const table of [tables.cos, tables.sin]) body.outerValue(table, dtype);
   return { [ROTARY_TABLE_IO.cos]: tables.cos, [ROTARY_TABLE_IO.sin]: tables.sin };
 }
+
+/**
+ * The block of tokens a speculative cycle commits, `size` long: the first `lastIndex` of `drafted` ([size]
+ * int64), then `next` at `lastIndex` ([] int64: the accepted drafts' count), then −1.
+ */
+export function committedBlock(b: GraphBuilder, drafted: string, lastIndex: string, next: string, size: number): string {
+  const positions = b.constant('int64', Array.from({ length: size }, (_, i) => i));
+  return b.op('Where', [b.op('Equal', [positions, lastIndex]), next, b.op('Where', [b.op('Less', [positions, lastIndex]), drafted, b.scalar('int64', -1)])]);
+}

@@ -35,9 +35,9 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedDecoder, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
+import { addLoop, carriedDecoder, committedBlock, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
-import { twoLevelVocabReductions } from './vocab-reductions.js';
+import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, nucleus, samplingProbabilities } from './sampling-ops.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
@@ -102,9 +102,8 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const draftDecoder = carriedDecoder(graphs.draft, draftKv.numLayers);
   const targetTabled = rotaryFromTables(targetDecoder.graph, targetKv.dtype);
   const draftTabled = rotaryFromTables(draftDecoder.graph, draftKv.dtype);
-  const argmaxInTwoLevels = (graph: ModelProto, exported: ModelProto, vocab: number) => twoLevelVocabReductions(graph, [{ input: logitsBeforeArgmax(exported), rank: 3, vocab }]).model;
-  const targetGraph = new InlinableGraph(argmaxInTwoLevels(targetTabled.graph, graphs.target, graphs.vocabSize), 'target', outer, shared);
-  const draftGraph = new InlinableGraph(argmaxInTwoLevels(draftTabled.graph, graphs.draft, graphs.draftVocabSize), 'draft', outer, shared);
+  const targetGraph = new InlinableGraph(decoderArgmaxInTwoLevels(targetTabled.graph, graphs.vocabSize).model, 'target', outer, shared);
+  const draftGraph = new InlinableGraph(decoderArgmaxInTwoLevels(draftTabled.graph, graphs.draftVocabSize).model, 'draft', outer, shared);
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
   const tableRows = graphs.contextLength + gamma + 1;
   const targetTables = outer.scope('target', () => rotaryTableInputs(outer, b, targetGraph, targetTabled, tableRows, targetKv.dtype));
@@ -139,10 +138,13 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const rowsOf = (cache: string) => b.op('Shape', [cache], { start: 1, end: 2 }); // [1]
   const scalarOf = (value: string) => b.op('Squeeze', [value, i64([0])]);
   const firstRows = (value: string, rows: string, axis: number) => b.op('Slice', [value, i64([0]), rows, i64([axis])]);
-  /** A decoder's logits at one row (`row`, [] int64) of a forward, as float32 [1,V]. */
-  const logitsRow = (graph: InlinableGraph, model: ModelProto, call: { prefix: string; inputs: Record<string, string> }, row: string) =>
-    b.op('Cast', [b.op('Gather', [b.op('Squeeze', [graph.valueName(call, logitsBeforeArgmax(model)), i64([0])]), b.op('Reshape', [row, i64([1])])], { axis: 0 })], { to: ONNX_DATA_TYPE.float32 });
-  const uniform = (index: number) => b.op('Gather', [b.op('Gather', [SPS_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }), s64(index)], { axis: 0 });
+  const draftLogits = logitsBeforeArgmax(graphs.draft);
+  /** The draft's logits at one row (`row`, [] int64) of a forward, as float32 [1,V]. */
+  const draftLogitsRow = (call: { prefix: string; inputs: Record<string, string> }, row: string) =>
+    b.op('Cast', [b.op('Gather', [b.op('Squeeze', [draftGraph.valueName(call, draftLogits), i64([0])]), b.op('Reshape', [row, i64([1])])], { axis: 0 })], { to: ONNX_DATA_TYPE.float32 });
+  // This cycle's uniforms [2γ+1], gathered once (sampling graphs only).
+  const cycleUniforms = graphs.sampling ? b.op('Gather', [SPS_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }) : undefined;
+  const uniform = (index: number) => b.op('Gather', [cycleUniforms!, s64(index)], { axis: 0 });
   /** The sampling distribution of logits [1,V] (temperature, then top-p for the nucleus variant), [V]. */
   const distribution = (logits: string) => {
     const p = samplingProbabilities(b, logits, SPS_LOOP_IO.temperature);
@@ -193,7 +195,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
       });
       if (i > 0) fedRows = b.op('Add', [fedRows, i64([1])]);
       if (graphs.sampling) {
-        const q = distribution(logitsRow(draftGraph, graphs.draft, call, lastRow));
+        const q = distribution(draftLogitsRow(call, lastRow));
         distributions.push(q);
         tokens.push(b.op('Reshape', [drawFrom(b, q, uniform(i)), i64([1])]));
       } else {
@@ -240,7 +242,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
     const q = b.op('Concat', draft.distributions.map((row) => b.op('Unsqueeze', [row, i64([0])])), { axis: 0 }); // [γ, V]
     const draftsColumn = b.op('Unsqueeze', [draft.tokens, i64([1])]);
     const at = (dist: string) => b.op('Squeeze', [b.op('GatherElements', [dist, draftsColumn], { axis: 1 }), i64([1])]); // [γ]
-    const tests = b.op('Slice', [b.op('Gather', [SPS_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }), i64([gamma]), i64([2 * gamma]), i64([0])]); // [γ]
+    const tests = b.op('Slice', [cycleUniforms!, i64([gamma]), i64([2 * gamma]), i64([0])]); // [γ]
     // u < p(x)/q(x), written as the host writes it: u·q(x) < p(x).
     const pDrafts = at(b.op('Slice', [p, i64([0]), i64([gamma]), i64([0])]));
     const accepted = leadingAccepted(b.op('Not', [b.op('Less', [b.op('Mul', [tests, at(q)]), pDrafts])]));
@@ -255,9 +257,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
 
   // The committed block: the accepted drafts, then `next`, −1 after them.
   const count = b.op('Add', [accept.accepted, s64(1)]); // [] n + 1
-  const blockRange = i64(range(S));
-  const drafted = b.op('Concat', [draft.tokens, i64([-1])], { axis: 0 });
-  const block = b.op('Where', [b.op('Equal', [blockRange, accept.accepted]), accept.next, b.op('Where', [b.op('Less', [blockRange, accept.accepted]), drafted, s64(-1)])]);
+  const block = committedBlock(b, b.op('Concat', [draft.tokens, i64([-1])], { axis: 0 }), accept.accepted, accept.next, S);
 
   // ---- 4. Commit ----
   const countRow = b.op('Reshape', [count, i64([1])]);

@@ -36,7 +36,7 @@ import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
-import { twoLevelVocabReductions } from './vocab-reductions.js';
+import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
 export const LOOP_IO = {
@@ -109,7 +109,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const logits = logitsBeforeArgmax(exported);
   const decoding = tabled?.graph ?? gqaDecodeTarget(exported, kv);
   // Greedy steps take the argmax of the logits in two levels; sampling steps do not take it at all.
-  const target = options.sampling ? decoding : twoLevelVocabReductions(decoding, [{ input: logits, rank: 3, vocab: options.vocabSize }]).model;
+  const target = options.sampling ? decoding : decoderArgmaxInTwoLevels(decoding, options.vocabSize).model;
 
   const opset = target.opset_import.find((o) => (o.domain ?? '') === '')?.version;
   const outer = new GraphBuilder(LOOP_GRAPH, { opsetVersion: opset, irVersion: target.ir_version });

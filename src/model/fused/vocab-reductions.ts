@@ -10,8 +10,9 @@
  * and TopK's own tie rule require. The tokens therefore do not change.
  */
 import { GraphBuilder } from '../onnx/builder.js';
-import { intAttributeOf } from '../onnx/graph-queries.js';
+import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import type { ModelProto, NodeProto } from '../onnx/proto.js';
+import { logitsBeforeArgmax } from './loop-ops.js';
 
 /** Preferred ids per block: about the square root of a 128k vocabulary, and the fastest width measured. */
 export const VOCAB_BLOCK = 256;
@@ -40,9 +41,17 @@ export interface VocabReductionTarget {
   maxK?: number;
 }
 
+/**
+ * A decoder graph (target.onnx, draft.onnx, or a loop's rewrite of one) with the ArgMax over its logits
+ * [1,S,V] in two levels. Throws when the graph has no ArgMax producing its argmax output.
+ */
+export function decoderArgmaxInTwoLevels(decoder: ModelProto, vocab: number): { model: ModelProto; rewritten: number } {
+  return twoLevelVocabReductions(decoder, [{ input: logitsBeforeArgmax(decoder), rank: 3, vocab }]);
+}
+
 /** The value a graph's TopK reduces to produce `output` (its values or its indices). */
 export function topkInputOf(model: ModelProto, output: string): string {
-  const producers = new Map(model.graph.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const producers = producersOf(model.graph.node);
   let node = producers.get(output);
   while (node?.op_type === 'Identity') node = producers.get(node.input[0]!);
   if (node?.op_type !== 'TopK') throw new Error(`${model.graph.name} graph: ${output} is not a TopK output`);
@@ -56,7 +65,7 @@ export function topkInputOf(model: ModelProto, output: string): string {
  */
 export function twoLevelVocabReductions(model: ModelProto, targets: readonly VocabReductionTarget[]): { model: ModelProto; rewritten: number } {
   const byInput = new Map(targets.map((t) => [t.input, t]));
-  const added: { nodes: NodeProto[]; initializers: NonNullable<ModelProto['graph']['initializer']> }[] = [];
+  const added: Replacement[] = [];
   let rewritten = 0;
   const node = model.graph.node.flatMap((n): NodeProto[] => {
     const target = byInput.get(n.input[0]!);
@@ -65,13 +74,10 @@ export function twoLevelVocabReductions(model: ModelProto, targets: readonly Voc
     if (width === undefined || (target.maxK ?? 1) > width) return [n];
     const axis = intAttributeOf(n, 'axis') ?? (n.op_type === 'TopK' ? -1 : 0);
     if (axis !== -1 && axis !== target.rank - 1) return [n];
-    let replacement: { nodes: NodeProto[]; initializers: NonNullable<ModelProto['graph']['initializer']> } | undefined;
-    if (n.op_type === 'ArgMax' && (intAttributeOf(n, 'select_last_index') ?? 0) === 0) {
-      replacement = twoLevel(n, target, width, 'argmax', intAttributeOf(n, 'keepdims') ?? 1);
-    } else if (n.op_type === 'TopK' && (intAttributeOf(n, 'largest') ?? 1) === 1 && (intAttributeOf(n, 'sorted') ?? 1) === 1) {
-      replacement = twoLevel(n, target, width, 'topk', 1);
-    }
-    if (!replacement) return [n];
+    const argmax = n.op_type === 'ArgMax' && (intAttributeOf(n, 'select_last_index') ?? 0) === 0;
+    const topk = n.op_type === 'TopK' && (intAttributeOf(n, 'largest') ?? 1) === 1 && (intAttributeOf(n, 'sorted') ?? 1) === 1;
+    if (!argmax && !topk) return [n];
+    const replacement = twoLevel(n, target, width, argmax ? 'argmax' : 'topk');
     rewritten++;
     added.push(replacement);
     return replacement.nodes;
@@ -81,12 +87,16 @@ export function twoLevelVocabReductions(model: ModelProto, targets: readonly Voc
   return { model: { ...model, graph: { ...model.graph, node, initializer } }, rewritten };
 }
 
+/** Nodes that replace one, and the initializers they read. */
+type Replacement = { nodes: NodeProto[]; initializers: NonNullable<ModelProto['graph']['initializer']> };
+
 /**
  * The nodes (named under the original node's name) that compute `node`'s outputs in two levels:
- * `argmax` → the index of the maximum (keepdims as given); `topk` → the k largest values and their ids
+ * `argmax` → the index of the maximum (with the node's keepdims); `topk` → the k largest values and their ids
  * (k: the node's second input, at most `width`).
  */
-function twoLevel(node: NodeProto, target: VocabReductionTarget, width: number, kind: 'argmax' | 'topk', keepdims: number) {
+function twoLevel(node: NodeProto, target: VocabReductionTarget, width: number, kind: 'argmax' | 'topk'): Replacement {
+  const keepdims = kind === 'argmax' ? (intAttributeOf(node, 'keepdims') ?? 1) : 1;
   const blocks = target.vocab / width;
   const b = new GraphBuilder(`${node.name}/two_level`);
   const x = b.outerValue(node.input[0]!, 'float32'); // (the element type is not used: the nodes carry none)
