@@ -44,7 +44,7 @@ import { addLoop, carriedDecoder, committedBlock, declareCarried, declareRunInpu
 import { rotaryFromTables } from './rotary-tables.js';
 import { decoderArgmaxInTwoLevels, topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
 import { nucleus, samplingProbabilities } from './sampling-ops.js';
-import { greedyTreeWalk, samplingTreeWalk, type GraphTree } from './tree-walks.js';
+import { greedyTreeWalk, samplingTreeWalk, treeLineage, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const EAGLE_LOOP_GRAPH = 'eagle_loop';
@@ -289,24 +289,16 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     const chosen = b.op('Cast', [ascending], { to: ONNX_DATA_TYPE.int64 });
     const candidateDepths = i64(range(N).map((c) => (c < k ? 1 : 2 + Math.floor((c - k) / (k * k)))));
     const parentCandidate = b.op('Gather', [draft.parents, chosen], { axis: 0 });
-    const isParent = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [parentCandidate, i64([1])]), b.op('Unsqueeze', [chosen, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
-    const parentNode = b.op('Where', [
-      b.op('Greater', [b.op('ReduceMax', [isParent, i64([1])], { keepdims: 0 }), b.scalar('float32', 0.5)]),
-      b.op('Add', [b.op('ArgMax', [isParent], { axis: 1, keepdims: 0 }), s64(1)]),
-      s64(0),
-    ]);
+    // Node of each chosen candidate's parent: 1 + its place among the chosen, read from a table indexed by
+    // candidate (0 for the root's children, whose parent is −1 → the table's last entry, and for a parent
+    // not chosen). Gathers and a scatter: CUDA's ReduceMax and small fp32 MatMuls cost far more per node.
+    const nodeOfCandidate = b.op('ScatterElements', [b.constant('int64', new Array<number>(N + 1).fill(0)), chosen, i64(range(T - 1).map((i) => i + 1))], { axis: 0 });
+    const parentNode = b.op('Gather', [nodeOfCandidate, b.op('Where', [b.op('Less', [parentCandidate, s64(0)]), s64(N), parentCandidate])], { axis: 0 });
     const tokens = b.op('Concat', [CARRIED.rootToken, b.op('Gather', [draft.tokens, chosen], { axis: 0 })], { axis: 0 });
     const parents = b.op('Concat', [i64([-1]), parentNode], { axis: 0 });
     const depths = b.op('Concat', [i64([0]), b.op('Gather', [candidateDepths, chosen], { axis: 0 })], { axis: 0 });
-    // Ancestor-or-self matrix: I + P + P² + … + P^depth, P[i][j] = (parent(i) == j).
-    const parentMatrix = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [parents, i64([1])]), b.constant('int64', range(T), [1, T])])], { to: ONNX_DATA_TYPE.float32 });
-    let power = parentMatrix;
-    let lineage = b.op('Add', [b.constant('float32', range(T * T).map((x) => (Math.floor(x / T) === x % T ? 1 : 0)), [T, T]), parentMatrix]);
-    for (let p = 2; p <= depth; p++) {
-      power = b.op('MatMul', [power, parentMatrix]);
-      lineage = b.op('Add', [lineage, power]);
-    }
-    return { tokens, parents, depths, lineage };
+    const { ancestors, lineage } = treeLineage(b, parents, T, depth);
+    return { tokens, parents, depths, ancestors, lineage };
   });
 
   // ---- 2. Verify (T tree nodes, padded to bucketSize(T) rows as the host pads them) ----

@@ -15,6 +15,8 @@ export interface GraphTree {
   parents: string;
   /** [T] int64, 0 for the root. */
   depths: string;
+  /** [depth+1, T] int64: row d holds each node's ancestor d levels up (row 0 the node itself, T above the root). */
+  ancestors: string;
   /** [T,T] float32 0/1: row i marks node i and its ancestors. */
   lineage: string;
   /** T. */
@@ -35,6 +37,25 @@ export interface GraphWalk {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
+ * A tree's ancestors by repeated Gathers of the parent table, and its lineage (ancestor-or-self) matrix
+ * from them: small Gathers, one Equal and one ReduceSum, where powers of the parent matrix would take a
+ * chain of small fp32 MatMuls (slow per node on CUDA).
+ *
+ * @param parents [T] int64, −1 for the root
+ */
+export function treeLineage(b: GraphBuilder, parents: string, size: number, depth: number): { ancestors: string; lineage: string } {
+  const above = b.scalar('int64', size);
+  // Parent of each node, the root's and the sentinel's being the sentinel T.
+  const parentOrAbove = b.op('Concat', [b.op('Where', [b.op('Less', [parents, b.scalar('int64', 0)]), above, parents]), b.constant('int64', [size])], { axis: 0 });
+  const rows = [b.constant('int64', range(size), [1, size])];
+  for (let d = 1; d <= depth; d++) rows.push(b.op('Gather', [parentOrAbove, rows[d - 1]!], { axis: 0 }));
+  const ancestors = rows.length === 1 ? rows[0]! : b.op('Concat', rows, { axis: 0 });
+  const isAncestor = b.op('Equal', [b.op('Unsqueeze', [ancestors, b.constant('int64', [2])]), b.constant('int64', range(size), [1, 1, size])]); // [depth+1,T,T]
+  const lineage = b.op('ReduceSum', [b.op('Cast', [isAncestor], { to: ONNX_DATA_TYPE.float32 }), b.constant('int64', [0])], { keepdims: 0 });
+  return { ancestors, lineage };
+}
+
+/**
  * greedyWalk: a node is accepted when every node on its path (root excluded) is its parent's argmax;
  * siblings are distinct, so the accepted nodes form one path, and its deepest node gives the bonus.
  */
@@ -43,15 +64,19 @@ export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string)
   const wantedHere = b.op('Gather', [argmax, b.op('Max', [tree.parents, b.scalar('int64', 0)])], { axis: 0 });
   const isRoot = b.constant('bool', range(tree.size).map((i) => i === 0));
   const matches = b.op('Or', [b.op('Equal', [tree.tokens, wantedHere]), isRoot]);
-  const misses = b.op('MatMul', [tree.lineage, b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 })]);
+  // Misses on each node's path: its ancestors' misses summed (the sentinel above the root misses nothing).
+  const missesOrAbove = b.op('Concat', [b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 }), b.constant('float32', [0])], { axis: 0 });
+  const misses = b.op('ReduceSum', [b.op('Gather', [missesOrAbove, tree.ancestors], { axis: 0 }), i64([0])], { keepdims: 0 });
   const accepted = b.op('Less', [misses, b.scalar('float32', 0.5)]);
   const depthF = b.op('Cast', [tree.depths], { to: ONNX_DATA_TYPE.float32 });
   const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
-  const count = b.op('Add', [b.op('Gather', [tree.depths, deepest], { axis: 0 }), b.scalar('int64', 1)]);
-  const onPath = b.op('Unsqueeze', [b.op('Gather', [tree.lineage, deepest], { axis: 0 }), i64([0])]); // [1,T] 0/1
-  const levels = i64(range(tree.depth + 1));
-  const atDepth = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [levels, i64([1])]), b.op('Unsqueeze', [tree.depths, i64([0])])])], { to: ONNX_DATA_TYPE.float32 });
-  const pathNodes = b.op('ArgMax', [b.op('Mul', [atDepth, onPath])], { axis: 1, keepdims: 0 });
+  const deepestDepth = b.op('Gather', [tree.depths, deepest], { axis: 0 });
+  const count = b.op('Add', [deepestDepth, b.scalar('int64', 1)]);
+  // The node at depth l is the deepest node's ancestor deepestDepth − l levels up; the root past the path.
+  const levelsUp = b.op('Sub', [deepestDepth, i64(range(tree.depth + 1))]);
+  const lineOfDeepest = b.op('Gather', [tree.ancestors, deepest], { axis: 1 }); // [depth+1]
+  const onPath = b.op('Gather', [lineOfDeepest, b.op('Max', [levelsUp, b.scalar('int64', 0)])], { axis: 0 });
+  const pathNodes = b.op('Where', [b.op('Less', [levelsUp, b.scalar('int64', 0)]), b.scalar('int64', 0), onPath]);
   return { pathNodes, count, next: b.op('Gather', [argmax, deepest], { axis: 0 }) };
 }
 
