@@ -5,7 +5,7 @@
  * attention (greedy), and the fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused[,host+gqa,fused+gqa]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,host+gqa,fused+gqa,fused+reserved,fused+gqa+reserved]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
@@ -17,7 +17,8 @@
  * (bench/gpu/random-model.ts) the cycle time is the real model's while τ is not.
  * Engines: host, fused, auto, and host+gqa / fused+gqa (vanilla only: one-token steps with one
  * GroupQueryAttention per layer, --decode-attention gqa; other methods skip them, and their speedups are
- * also given against fused+gqa).
+ * also given against fused+gqa); fused+reserved and fused+gqa+reserved (vanilla only: the caches padded to
+ * the rows a run can reach and written in place, so every step has the same shapes, reserveRows).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -125,18 +126,23 @@ const reference = new Map<number, number[]>();
 /** Per method: each prompt's tokens on the first engine listed, the engine the others are compared with. */
 const firstEngineTokens = new Map<string, Map<number, number[]>>();
 const engineList = flags.engines.split(',');
-/** An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa"). */
-const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'decodeAttention'> => {
-  const [engine, attention] = spec.split('+');
-  if (attention !== undefined && attention !== 'gqa') throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa)`);
-  return { engine: engine as EngineChoice, decodeAttention: attention };
+/**
+ * An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa") and, fused,
+ * reserved cache rows ("fused+reserved", "fused+gqa+reserved").
+ */
+const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'decodeAttention' | 'reserveRows'> => {
+  const [engine, ...options] = spec.split('+');
+  if (options.some((o) => o !== 'gqa' && o !== 'reserved') || (options.includes('reserved') && engine !== 'fused')) {
+    throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa, fused+reserved, fused+gqa+reserved)`);
+  }
+  return { engine: engine as EngineChoice, decodeAttention: options.includes('gqa') ? 'gqa' : undefined, reserveRows: options.includes('reserved') || undefined };
 };
 const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
   const [method, size] = spec.split(':');
   for (const engine of engineList) {
     const settings: MethodSettings = { method: method as MethodSettings['method'], ...engineSettings(engine), tree, strictDevice: flags.strict };
-    if (settings.decodeAttention === 'gqa' && method !== 'vanilla') continue;
+    if ((settings.decodeAttention === 'gqa' || settings.reserveRows) && method !== 'vanilla') continue;
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);
     try {
@@ -177,7 +183,7 @@ for (const spec of flags.methods.split(',')) {
       if (differing.size > 0) equal = false;
       const row: Row = {
         method: spec,
-        engine: settings.decodeAttention ? `${generator.engine}+${settings.decodeAttention}` : generator.engine,
+        engine: [generator.engine, ...(settings.decodeAttention ? [settings.decodeAttention] : []), ...(settings.reserveRows ? ['reserved'] : [])].join('+'),
         tokensPerSecond,
         tau,
         msPerCycle: (1000 * tau) / tokensPerSecond,
@@ -194,7 +200,7 @@ for (const spec of flags.methods.split(',')) {
       }
       rows.push(row);
       process.stdout.write(
-        `${spec.padEnd(14)} ${row.engine.padEnd(9)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
+        `${spec.padEnd(14)} ${row.engine.padEnd(18)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s  τ ${tau.toFixed(2)}  ${row.msPerCycle.toFixed(2).padStart(6)} ms/${method === 'vanilla' ? 'step ' : 'cycle'}  ${row.kibPerToken.toFixed(1).padStart(8)} KiB/token` +
           `${row.rooflineFraction !== undefined ? `  roofline ${row.rooflineTokensPerSecond!.toFixed(0)} tok/s → ${(100 * row.rooflineFraction).toFixed(1)}%` : ''}  ${sampling ? `sampled (T ${sampling.temperature}, top-p ${sampling.topP})` : reference.size === 0 ? 'vanilla not run' : equal ? 'tokens equal vanilla' : `TOKENS DIFFER FROM VANILLA (${differing.size}/${prompts.length} prompts)`}${versusFirst}\n`,
       );
     } finally {
@@ -203,7 +209,7 @@ for (const spec of flags.methods.split(',')) {
   }
 }
 const find = (method: string, engine: string) => rows.find((r) => r.method === method && r.engine === engine);
-for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa']]) {
+for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa'], ['fused', 'fused+reserved'], ['fused', 'fused+gqa+reserved']]) {
   const vanilla = find('vanilla', vanillaEngine);
   const eagle = find('eagle2', engine);
   if (vanillaEngine !== engine && !vanilla) continue;

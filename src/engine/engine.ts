@@ -64,6 +64,11 @@ export interface MethodSettings {
    * on fp16 'gqa' may pick other tokens than 'graph' where logits nearly tie (other kernels, other rounding).
    */
   decodeAttention?: DecodeAttention;
+  /**
+   * fused vanilla: carry the caches padded to the rows a run can reach and write each step's row in place
+   * (src/model/fused/reserved-cache.ts), so every step has the same shapes; default false.
+   */
+  reserveRows?: boolean;
   /** eagle2 / fr-spec. */
   tree?: Partial<TreeShape>;
   /** sps / ouroboros: drafted tokens per cycle. */
@@ -146,12 +151,12 @@ export class Generator {
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
       // Measured on an H100 (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel writes its present cache into the
       // past's buffer (MayInplace) and fails when the past is one row shorter, as these graphs feed it.
-      if (sessions.ep === 'cuda') throw new UserError('--decode-attention gqa does not run on CUDA yet: onnxruntime 1.29\'s GroupQueryAttention kernel reuses the past cache\'s buffer for a present cache one row longer and fails; use --decode-attention graph');
+      if (sessions.ep === 'cuda' && !(runsFused && settings.reserveRows)) throw new UserError('--decode-attention gqa does not run on CUDA yet: onnxruntime 1.29\'s GroupQueryAttention kernel reuses the past cache\'s buffer for a present cache one row longer and fails; use --decode-attention graph');
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (runsFused) {
       const common = { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice };
-      fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention })
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention, reserveRows: settings.reserveRows })
           : method === 'sps' ? await FusedSps.create(model, { ...common, gamma })
           : await FusedEagle.create(model, { ...common, tree, vocabSubset: settings.vocabSubset });
     }

@@ -94,13 +94,13 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     }
   });
 
-  for (const name of FUSED_MODEL_SETS) {
-    describe(`tiny ${name} model`, () => {
+  for (const name of FUSED_MODEL_SETS) for (const reserveRows of [false, true]) {
+    describe(`tiny ${name} model${reserveRows ? ', rows reserved (caches written in place)' : ''}`, () => {
       let model: EngineModel;
       let fused: FusedVanilla;
       before(async () => {
         model = await EngineModel.open(dirs[name], { ep: 'cpu', threads: 1 });
-        fused = await FusedVanilla.create(model, { threads: 1 });
+        fused = await FusedVanilla.create(model, { threads: 1, reserveRows });
       });
       after(async () => {
         await fused.release();
@@ -125,9 +125,9 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     });
   }
 
-  it('stops at the context length like the host engine', async () => {
+  for (const reserveRows of [false, true]) it(`stops at the context length like the host engine${reserveRows ? ' (rows reserved)' : ''}`, async () => {
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1, contextLength: 24 });
-    const fused = await FusedVanilla.create(model, { threads: 1 });
+    const fused = await FusedVanilla.create(model, { threads: 1, reserveRows });
     try {
       const reference = await expectSame(model, fused, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 });
       expect(reference.stopReason).to.equal('context-length');
@@ -158,9 +158,9 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     }
   });
 
-  it('samples reproducibly for a seed (top-p 1 and nucleus), chunked or not', async () => {
+  for (const reserveRows of [false, true]) it(`samples reproducibly for a seed (top-p 1 and nucleus), chunked or not${reserveRows ? ' (rows reserved)' : ''}`, async () => {
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1 });
-    const fused = await FusedVanilla.create(model, { threads: 1 });
+    const fused = await FusedVanilla.create(model, { threads: 1, reserveRows });
     try {
       await expectReproducibleSampling(fused, SHORT_PROMPT, { speculative: false });
     } finally {
@@ -170,13 +170,13 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
   });
 });
 
-describe('fused vanilla loop on the demo models (CPU)', function () {
+for (const reserveRows of [false, true]) describe(`fused vanilla loop on the demo models (CPU)${reserveRows ? ', rows reserved' : ''}`, function () {
   let model: EngineModel;
   let fused: FusedVanilla;
   before(async function () {
     if (!existsSync(join(DEMO_MODEL_DIR, 'config.json'))) this.skip();
     model = await EngineModel.open(DEMO_MODEL_DIR, { ep: 'cpu' });
-    fused = await FusedVanilla.create(model);
+    fused = await FusedVanilla.create(model, { reserveRows });
   });
   after(async () => {
     await fused?.release();

@@ -165,19 +165,22 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
     describe(`tiny ${set} model: the fused loop's tokens equal the host engine's, both with GroupQueryAttention`, () => {
       let model: EngineModel;
       let fused: FusedVanilla;
+      let reserved: FusedVanilla;
       let host: Generator;
       before(async () => {
         model = await EngineModel.open(dirs[set], { ep: 'cpu', threads: 1 });
         fused = await FusedVanilla.create(model, { threads: 1, attention: 'gqa' });
+        reserved = await FusedVanilla.create(model, { threads: 1, attention: 'gqa', reserveRows: true });
         host = await Generator.create(model, { method: 'vanilla', engine: 'host', decodeAttention: 'gqa' });
       });
       after(async () => {
         await fused.release();
+        await reserved.release();
         await host.release();
         await model.release();
       });
 
-      it('budget, one token, a one-token and a 300-token prompt, stop ids; whole runs and chunks', async () => {
+      it('budget, one token, a one-token and a 300-token prompt, stop ids; whole runs and chunks; rows reserved or not', async () => {
         const free = await host.generate(SHORT_PROMPT, { maxNewTokens: 40 });
         const cases: FusedCase[] = [
           { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 },
@@ -188,7 +191,10 @@ describe('fused vanilla loop with GroupQueryAttention', function () {
         ];
         for (const c of cases) {
           const reference = await host.generate(c.prompt, caseOptions(c));
-          for (const chunk of [undefined, 1, 6]) await expectFusedRunEqualsHost(fused, reference, c, chunk);
+          for (const chunk of [undefined, 1, 6]) {
+            await expectFusedRunEqualsHost(fused, reference, c, chunk);
+            await expectFusedRunEqualsHost(reserved, reference, c, chunk);
+          }
         }
       });
 

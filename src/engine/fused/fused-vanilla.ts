@@ -29,13 +29,16 @@ export class FusedVanilla extends FusedEngine {
     super(model, ortModule, sessions);
   }
 
-  /** `attention`: the Loop's attention nodes (vanilla-loop.ts VanillaLoopOptions; default 'graph'). */
-  static async create(model: EngineModel, options: LoopSessionSettings & { attention?: DecodeAttention } = {}): Promise<FusedVanilla> {
+  /**
+   * `attention`: the Loop's attention nodes; `reserveRows`: carry the caches padded to the rows a run can
+   * reach (vanilla-loop.ts VanillaLoopOptions; defaults 'graph' and false).
+   */
+  static async create(model: EngineModel, options: LoopSessionSettings & { attention?: DecodeAttention; reserveRows?: boolean } = {}): Promise<FusedVanilla> {
     const { sessions } = model;
     const { target } = sessions;
     const kv = { ...target.kv, dtype: target.dtype };
     const exported = decodeModel(readFileSync(sessions.folder.path(sessions.folder.config.target.file)));
-    const loop = { attention: options.attention, maxPositions: model.contextLength, vocabSize: sessions.folder.config.vocab_size };
+    const loop = { attention: options.attention, reserveRows: options.reserveRows, maxPositions: model.contextLength, vocabSize: sessions.folder.config.vocab_size };
     const loopSessions = await LoopSessions.create(model, 'vanilla_loop', options, (sampling) => buildVanillaLoopModel(exported, kv, { ...loop, sampling }));
     // The prompt goes through the host as the host engine feeds it, with the same graphs (a lone last token included).
     const gqaDecode = options.attention === 'gqa' ? await model.gqaDecodeSession() : undefined;

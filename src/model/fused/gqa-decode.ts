@@ -57,7 +57,7 @@ export const ROPE_INV_FREQ = 'rope.inv_freq';
  * variant. Throws, naming what it expected, when the graph's attention is not the fused export's
  * pattern (a standard-operator graph has no Attention node).
  */
-export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }): ModelProto {
+export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }, room: 'one row' | 'reserved' = 'one row'): ModelProto {
   const nodes = target.graph.node;
   const producers = producersOf(nodes);
   const producer = (value: string, opType: string, what: string): NodeProto => {
@@ -107,7 +107,9 @@ export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; num
     // The kernel extends its cache in place: it writes the new row into the past buffer at row seqlens_k (onnxruntime's
     // CUDA kernel reuses the past's buffer for the present whenever it can, and fails when their shapes differ). So
     // each past is fed one row longer (a zero row, where the step's own row goes), the size of the present.
+    // With room 'reserved' the caller feeds pasts that already have rows to spare (reserved-cache.ts).
     const padded = (past: string) => {
+      if (room === 'reserved') return past;
       rewritten.push({ name: `${node.name}/gqa/pad_${past}`, op_type: 'Pad', domain: '', input: [past, GQA_ONE_MORE_ROW], output: [`${node.name}/gqa/${past}_with_room`], attribute: [] });
       return `${node.name}/gqa/${past}_with_room`;
     };
@@ -134,7 +136,7 @@ export function gqaDecodeTarget(target: ModelProto, kv: { numLayers: number; num
   const graph = {
     ...target.graph,
     node: rewritten,
-    initializer: [...target.graph.initializer, oneMoreRow],
+    initializer: room === 'reserved' ? target.graph.initializer : [...target.graph.initializer, oneMoreRow],
     input: [
       ...target.graph.input.map(headMajor),
       tensorInput(GQA_IO.seqlensK, ONNX_DATA_TYPE.int32, [1]),

@@ -28,6 +28,7 @@
  * (createSessionFromModel, via the engine's LoopSessions). Built in memory on every session creation
  * (milliseconds: the target graph is ~70 KB of protobuf).
  */
+import { MASKED } from '../../engine/attention-bias.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
@@ -36,6 +37,7 @@ import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
+import { RESERVED_IO, writeRowsInPlace } from './reserved-cache.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
@@ -86,6 +88,12 @@ export interface VanillaLoopOptions {
   maxPositions: number;
   /** The target's vocabulary: greedy steps take its argmax in two levels (vocab-reductions.ts). */
   vocabSize: number;
+  /**
+   * Carry each cache padded once to the rows the run can reach and write each step's row in place
+   * (reserved-cache.ts), so that every step runs on the same shapes; default false: caches at their exact
+   * length, as the host engine feeds them.
+   */
+  reserveRows?: boolean;
 }
 
 /**
@@ -107,7 +115,8 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const decoder = carriedDecoder(exported, numLayers);
   const tabled = gqa ? undefined : rotaryFromTables(decoder.graph, dtype);
   const logits = logitsBeforeArgmax(exported);
-  const decoding = tabled?.graph ?? gqaDecodeTarget(exported, kv);
+  const reserve = options.reserveRows === true;
+  const decoding = tabled ? (reserve ? writeRowsInPlace(tabled.graph, decoder.carries) : tabled.graph) : gqaDecodeTarget(exported, kv, reserve ? 'reserved' : 'one row');
   // Greedy steps take the argmax of the logits in two levels; sampling steps do not take it at all.
   const target = options.sampling ? decoding : decoderArgmaxInTwoLevels(decoding, options.vocabSize).model;
 
@@ -116,19 +125,30 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const b = new GraphBuilder(`${LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: target.ir_version });
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
+  // Reserved rows: L0 + max_steps per cache, where L0 is the caches' rows at the start of the run.
+  if (reserve) outer.input(LOOP_IO.maxSteps, 'int64', []);
+  const reservedRows = reserve ? outer.scope('reserve', () => outer.op('Reshape', [LOOP_IO.maxSteps, outer.constant('int64', [1])])) : undefined;
 
   const caches = layers.flatMap((i) => [
     { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
     { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
   ]).map((cache) => {
     const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED }) };
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED, reserve: reservedRows }) };
   });
+  // The step's row L = L0 + iteration, a write mask per carried rank and the columns' ids for the bias.
+  const reserved = reservedRows === undefined ? undefined : outer.scope('reserve', () => {
+    const startRows = outer.op('Shape', [LOOP_IO.cacheKey(0)], { start: 1, end: 2 });
+    const ids = outer.op('Range', [outer.scalar('int64', 0), outer.op('Squeeze', [outer.op('Add', [startRows, reservedRows])]), outer.scalar('int64', 1)]);
+    const shaped = (dims: number[]) => outer.op('Reshape', [ids, outer.constant('int64', dims)]);
+    return { startRows, columns: shaped([1, 1, 1, -1]), rows3: shaped([1, -1, 1]), rows4: shaped([1, -1, 1, 1]) };
+  });
+  if (reserved) for (const value of [reserved.startRows, reserved.columns, reserved.rows3, reserved.rows4]) b.outerValue(value, 'int64');
   const rotary = gqa || tabled?.rewritten ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions, dtype) : undefined;
   if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
-  outer.input(LOOP_IO.maxSteps, 'int64', []);
+  if (!reserve) outer.input(LOOP_IO.maxSteps, 'int64', []);
   outer.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
   b.outerValue(LOOP_IO.stopIds, 'int64');
   if (options.sampling) {
@@ -145,14 +165,22 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   // Prologue: the step's token at position L (the cache's row count), seeing every cached row and itself.
   const i64 = (values: number[]) => b.constant('int64', values);
   const stepInputs = b.scope('step', () => {
-    const rows = b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 }); // [1]: L
-    const bias = b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
+    // [1]: L, the cached rows before this step's.
+    const rows = reserved ? b.op('Add', [reserved.startRows, b.op('Reshape', [LOOP_BODY.iteration, i64([1])])]) : b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 });
+    const bias = reserved
+      ? b.op('Where', [b.op('LessOrEqual', [reserved.columns, rows]), b.scalar('float32', 0), b.scalar('float32', MASKED)])
+      : b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
     const stepInputs: Record<string, string> = {
       [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
       [TARGET_IO.positionIds]: b.op('Reshape', [rows, i64([1, 1])]),
       [TARGET_IO.attentionBias]: bias,
     };
     for (const cache of caches) stepInputs[cache.past] = cache.body;
+    if (reserved && !gqa) {
+      for (const rank of [3, 4] as const) {
+        if (target.graph.input.some((input) => input.name === RESERVED_IO.writeRow(rank))) stepInputs[RESERVED_IO.writeRow(rank)] = b.op('Equal', [rank === 3 ? reserved.rows3 : reserved.rows4, rows]);
+      }
+    }
     if (rotary && tabled) Object.assign(stepInputs, { [ROTARY_TABLE_IO.cos]: rotary.cos, [ROTARY_TABLE_IO.sin]: rotary.sin });
     if (rotary && gqa) {
       const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
@@ -195,7 +223,8 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     scans: [{ value: epilogue.token, name: LOOP_IO.tokens, dtype: 'int64', shape: [1] }],
     iterationsDim: DIM_STEPS,
   });
-  for (const cache of caches) cache.finish();
+  const keptRows = reserved ? outer.scope('reserve', () => outer.op('Add', [reserved.startRows, outer.op('Shape', [LOOP_IO.tokens], { start: 0, end: 1 })])) : undefined;
+  for (const cache of caches) cache.finish(keptRows);
   for (const entry of target.metadata_props ?? []) outer.setMetadata(entry.key, entry.key === 'fr-spec.graph' ? LOOP_GRAPH : entry.value);
   return outer.toModel();
 }

@@ -1,0 +1,56 @@
+/**
+ * Reserved cache rows for the vanilla loop: each cache is padded once, before the Loop, to the rows the run
+ * can reach (L0 + max_steps), and a step writes its new row in place instead of appending it. Every step
+ * then runs the target graph on the same shapes. onnxruntime's CUDA attention for one query row does
+ * shape-dependent set-up at the first layer of every step whose key length is new: 2.7 ms per step at
+ * Llama-3-8B shape with `Attention`, 35 ms with GroupQueryAttention (docs/fused-loop.md). With the rows
+ * reserved it happens once per run.
+ *
+ * The rewrite turns each cache's `Concat(past, new)` on the row axis (the value the loop carries, see
+ * CacheCarry) into `Where(write_row, new, past)`: `write_row` is true at row L only, where L is the
+ * step's position, so the result is the past with its row L replaced by the new one, in the past's shape.
+ * Rows above L are zeros and masked out of attention by the step's bias, so the attention reads the same
+ * values as the appended cache, followed by masked rows.
+ */
+import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
+import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
+import type { ModelProto, NodeProto, ValueInfoProto } from '../onnx/proto.js';
+import type { CacheCarry } from './loop-ops.js';
+
+/** The rewritten graph's extra inputs: bool [1,R,1] (rank-3 caches) or [1,R,1,1] (rank 4), true at the step's row. */
+export const RESERVED_IO = {
+  writeRow: (rank: 3 | 4) => `cache_write_row_r${rank}`,
+} as const;
+
+/** Dimension name of the reserved rows R. */
+export const DIM_RESERVED = 'reserved_rows';
+
+/**
+ * Rewrites a decoder graph so that each cache in `carries` (by past input; every one must have a
+ * concatenation) is written in place: the carried value is then the past with row L replaced. Throws,
+ * naming the cache, when a carry has no concatenation or the node producing it is not a two-input Concat.
+ */
+export function writeRowsInPlace(target: ModelProto, carries: ReadonlyMap<string, CacheCarry>): ModelProto {
+  const producers = producersOf(target.graph.node);
+  const replaced = new Map<NodeProto, NodeProto>();
+  const ranks = new Set<3 | 4>();
+  for (const [past, carry] of carries) {
+    if (carry.concat === undefined || carry.newRows === undefined) throw new Error(`target graph: ${past} is not concatenated with its new rows, so its rows cannot be reserved`);
+    const concat = producers.get(carry.concat);
+    if (concat?.op_type !== 'Concat' || concat.input.length !== 2 || concat.input[1] !== carry.newRows || intAttributeOf(concat, 'axis') !== 1) {
+      throw new Error(`target graph: ${carry.concat} (the carried ${past}) is not a two-input Concat on axis 1`);
+    }
+    ranks.add(carry.rank);
+    replaced.set(concat, { name: `${concat.name}/in_place`, op_type: 'Where', domain: '', input: [RESERVED_IO.writeRow(carry.rank), carry.newRows, concat.input[0]!], output: [carry.concat], attribute: [] });
+  }
+  const boolInput = (rank: 3 | 4): ValueInfoProto => ({
+    name: RESERVED_IO.writeRow(rank),
+    type: { tensor_type: { elem_type: ONNX_DATA_TYPE.bool, shape: { dim: [{ dim_value: 1 }, { dim_param: DIM_RESERVED }, ...new Array(rank - 2).fill({ dim_value: 1 })] } } },
+  });
+  const graph = {
+    ...target.graph,
+    node: target.graph.node.map((node) => replaced.get(node) ?? node),
+    input: [...target.graph.input, ...[...ranks].sort().map(boolInput)],
+  };
+  return { ...target, graph };
+}
