@@ -8,7 +8,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { DecodeAttention } from '../../model/fused/gqa-decode.js';
 import { readFileSync } from 'node:fs';
-import { buildVanillaLoopModel, LOOP_IO } from '../../model/fused/vanilla-loop.js';
+import { buildVanillaLoopModel, LOOP_IO, reservedRowsLayout, reservePads } from '../../model/fused/vanilla-loop.js';
 import type { DecoderSession } from '../../model/graph-sessions.js';
 import { loadOrt, type Ort } from '../../model/ort-runtime.js';
 import { decodeModel } from '../../model/onnx/proto.js';
@@ -25,6 +25,8 @@ export class FusedVanilla extends FusedEngine {
     sessions: LoopSessions,
     /** `attention: 'gqa'`: the prefill's one-token steps run this session, as the host engine's do. */
     private readonly gqaDecode?: DecoderSession,
+    /** Reserved cache rows (options.reserveRows): the carried caches' rank and row axis. */
+    private readonly reserved?: { rank: number; rowAxis: number },
   ) {
     super(model, ortModule, sessions);
   }
@@ -42,7 +44,7 @@ export class FusedVanilla extends FusedEngine {
     const loopSessions = await LoopSessions.create(model, 'vanilla_loop', options, (sampling) => buildVanillaLoopModel(exported, kv, { ...loop, sampling }));
     // The prompt goes through the host as the host engine feeds it, with the same graphs (a lone last token included).
     const gqaDecode = options.attention === 'gqa' ? await model.gqaDecodeSession() : undefined;
-    return new FusedVanilla(model, loadOrt(), loopSessions, gqaDecode);
+    return new FusedVanilla(model, loadOrt(), loopSessions, gqaDecode, options.reserveRows ? reservedRowsLayout(exported, options.attention) : undefined);
   }
 
   async generate(prompt: readonly number[], options: FusedOptions): Promise<GenerationResult> {
@@ -72,6 +74,12 @@ export class FusedVanilla extends FusedEngine {
           [LOOP_IO.stopIds]: stopTensor,
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m]));
+        if (this.reserved) {
+          // Every chunk but the last runs all m steps, so its final caches are full: L0 + m rows.
+          const rows = keys[0]!.dims[1]! + m;
+          feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.reserved, m)), [2 * this.reserved.rank]);
+          feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)), [rows]);
+        }
         for (let i = 0; i < numLayers; i++) {
           feeds[LOOP_IO.cacheKey(i)] = keys[i];
           feeds[LOOP_IO.cacheValue(i)] = values[i];

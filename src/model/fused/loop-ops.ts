@@ -104,14 +104,13 @@ export function carriedLayoutOf(carry: CacheCarry): CarriedCacheLayout {
  * contract's [1,L,kvH,D] as `input` and `final`: another layout is converted once before the Loop and
  * once after it. Call `finish` after addLoop.
  *
- * With `reserve` (an outer [1] int64 count E), the Loop starts from the cache padded with E zero rows and
- * carries it at that size (reserved-cache.ts); `finish(kept)` then cuts the final cache to its first `kept`
- * ([1] int64) rows.
+ * With `reserve` (an outer int64 [2·rank] value: the pads of a Pad in the carried layout), the Loop starts from
+ * the cache padded with zero rows and carries it at that size (reserved-cache.ts); the final cache keeps them.
  */
 export function carriedCache(
   outer: GraphBuilder,
   spec: { input: string; body: string; final: string; dtype: DType; kv: { numKvHeads: number; headDim: number }; layout: CarriedCacheLayout; rows: string; reserve?: string },
-): { carried: CarriedValue; finish(kept?: string): void } {
+): { carried: CarriedValue; finish(): void } {
   const { input, body, final, dtype, kv, rows, reserve } = spec;
   const contractShape: Shape = [1, rows, kv.numKvHeads, kv.headDim];
   if (spec.layout === 'token-major' && reserve === undefined) return { carried: { outer: input, body, final, dtype, shape: contractShape }, finish: () => undefined };
@@ -120,39 +119,24 @@ export function carriedCache(
   // Names under the cache's own input and output names: a Loop body must not define a name of the outer graph.
   const reshape = (value: string, scope: string, dims: number[]) => outer.scope(scope, () => outer.op('Reshape', [value, outer.initializer(`${scope}/shape`, 'int64', [dims.length], dims)]));
   const transpose = (value: string, scope: string) => outer.scope(scope, () => outer.op('Transpose', [value], { perm: [0, 2, 1, 3] }));
-  const rowAxis = spec.layout === 'head-major' ? 2 : 1;
-  const rank = spec.layout === 'rows' ? 3 : 4;
-  // The reserved rows: zeros appended on the row axis before the Loop, cut off after it.
-  const padded = (value: string) => {
-    if (reserve === undefined) return value;
-    return outer.scope(`${input}/reserve`, () => {
-      const zeros = (count: number) => outer.constant('int64', new Array<number>(count).fill(0));
-      const pads = outer.op('Concat', [zeros(rank + rowAxis), reserve, zeros(rank - rowAxis - 1)], { axis: 0 });
-      return outer.op('Pad', [value, pads]);
-    });
-  };
-  const kept = (value: string, rowsKept: string | undefined) => {
-    if (reserve === undefined) return value;
-    if (rowsKept === undefined) throw new Error(`carriedCache: ${final} reserves rows, so finish needs the rows to keep`);
-    return outer.scope(`${final}/kept`, () => outer.op('Slice', [value, outer.constant('int64', [0]), rowsKept, outer.constant('int64', [rowAxis])]));
-  };
+  const padded = (value: string) => (reserve === undefined ? value : outer.scope(`${input}/reserve`, () => outer.op('Pad', [value, reserve])));
   const carriedRows = reserve === undefined ? rows : DIM_RESERVED;
   if (spec.layout === 'token-major') {
     return {
       carried: { initial: padded(input), body, final: loopFinal, dtype, shape: [1, carriedRows, kv.numKvHeads, kv.headDim] },
-      finish: (rowsKept) => void outer.output(kept(loopFinal, rowsKept), dtype, contractShape, final),
+      finish: () => void outer.output(loopFinal, dtype, contractShape, final),
     };
   }
   if (spec.layout === 'head-major') {
     return {
       carried: { initial: padded(transpose(input, input)), body, final: loopFinal, dtype, shape: [1, kv.numKvHeads, carriedRows, kv.headDim] },
-      finish: (rowsKept) => void outer.output(transpose(kept(loopFinal, rowsKept), final), dtype, contractShape, final),
+      finish: () => void outer.output(transpose(loopFinal, final), dtype, contractShape, final),
     };
   }
   const width = kv.numKvHeads * kv.headDim;
   return {
     carried: { initial: padded(reshape(input, input, [1, -1, width])), body, final: loopFinal, dtype, shape: [1, carriedRows, width] },
-    finish: (rowsKept) => void outer.output(reshape(kept(loopFinal, rowsKept), final, [1, -1, kv.numKvHeads, kv.headDim]), dtype, contractShape, final),
+    finish: () => void outer.output(reshape(loopFinal, final, [1, -1, kv.numKvHeads, kv.headDim]), dtype, contractShape, final),
   };
 }
 

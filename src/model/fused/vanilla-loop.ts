@@ -35,9 +35,9 @@ import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
-import { addLoop, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
-import { RESERVED_IO, writeRowsInPlace } from './reserved-cache.js';
+import { DIM_RESERVED, RESERVED_IO, writeRowsInPlace } from './reserved-cache.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
@@ -47,6 +47,12 @@ export const LOOP_IO = {
   cacheValue: (layer: number) => `cache_value_${layer}`,
   maxSteps: 'max_steps',
   stopIds: 'stop_ids',
+  /**
+   * Reserved rows only (VanillaLoopOptions.reserveRows): int64 [2·rank], the Pad that gives each carried cache
+   * max_steps more rows (reservePads), and int64 [L0 + max_steps], the ids 0, 1, … of those rows.
+   */
+  reservePads: 'reserve_pads',
+  reservedRowIds: 'reserved_row_ids',
   /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps] (one draw per step). */
   ...SAMPLING_IO,
   tokens: 'tokens',
@@ -97,6 +103,22 @@ export interface VanillaLoopOptions {
 }
 
 /**
+ * Where a reserving vanilla loop's caches keep their rows: the rank of the carried value and its row axis
+ * (carriedCache's layouts), so the host can feed `reserve_pads` (reservePads).
+ */
+export function reservedRowsLayout(exported: ModelProto, attention: DecodeAttention = 'graph'): { rank: 3 | 4; rowAxis: 1 | 2 } {
+  if (attention === 'gqa') return { rank: 4, rowAxis: 2 };
+  return { rank: cacheCarryOf(exported, TARGET_IO.pastKey(0)).rank, rowAxis: 1 };
+}
+
+/** `reserve_pads` for `extraRows` rows after each cache's own (zeros elsewhere). */
+export function reservePads(layout: { rank: number; rowAxis: number }, extraRows: number): bigint[] {
+  const pads = new Array<bigint>(2 * layout.rank).fill(0n);
+  pads[layout.rank + layout.rowAxis] = BigInt(extraRows);
+  return pads;
+}
+
+/**
  * Wraps a decoded target graph (the contract's target.onnx) into the vanilla_loop model. With
  * `sampling`, each step draws by inverse CDF with one of the `uniforms` instead of taking the argmax.
  */
@@ -126,21 +148,24 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
   // Reserved rows: L0 + max_steps per cache, where L0 is the caches' rows at the start of the run.
-  if (reserve) outer.input(LOOP_IO.maxSteps, 'int64', []);
-  const reservedRows = reserve ? outer.scope('reserve', () => outer.op('Reshape', [LOOP_IO.maxSteps, outer.constant('int64', [1])])) : undefined;
+  // Reserved rows: the host feeds the Pad's pads (E = max_steps rows after the cache's L0) and the ids 0 … L0+E−1;
+  // computed in the outer graph they would be shape arithmetic that onnxruntime places on the CPU.
+  if (reserve) {
+    outer.input(LOOP_IO.reservePads, 'int64', [2 * reservedRowsLayout(exported, options.attention).rank]);
+    outer.input(LOOP_IO.reservedRowIds, 'int64', [DIM_RESERVED]);
+  }
 
   const caches = layers.flatMap((i) => [
     { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
     { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
   ]).map((cache) => {
     const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED, reserve: reservedRows }) };
+    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED, reserve: reserve ? LOOP_IO.reservePads : undefined }) };
   });
   // The step's row L = L0 + iteration, a write mask per carried rank and the columns' ids for the bias.
-  const reserved = reservedRows === undefined ? undefined : outer.scope('reserve', () => {
+  const reserved = !reserve ? undefined : outer.scope('reserve', () => {
     const startRows = outer.op('Shape', [LOOP_IO.cacheKey(0)], { start: 1, end: 2 });
-    const ids = outer.op('Range', [outer.scalar('int64', 0), outer.op('Squeeze', [outer.op('Add', [startRows, reservedRows])]), outer.scalar('int64', 1)]);
-    const shaped = (dims: number[]) => outer.op('Reshape', [ids, outer.constant('int64', dims)]);
+    const shaped = (dims: number[]) => outer.op('Reshape', [LOOP_IO.reservedRowIds, outer.constant('int64', dims)]);
     return { startRows, columns: shaped([1, 1, 1, -1]), rows3: shaped([1, -1, 1]), rows4: shaped([1, -1, 1, 1]) };
   });
   if (reserved) for (const value of [reserved.startRows, reserved.columns, reserved.rows3, reserved.rows4]) b.outerValue(value, 'int64');
@@ -148,7 +173,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
   declareCarried(outer, b, carried);
-  if (!reserve) outer.input(LOOP_IO.maxSteps, 'int64', []);
+  outer.input(LOOP_IO.maxSteps, 'int64', []);
   outer.input(LOOP_IO.stopIds, 'int64', [DIM_STOP]);
   b.outerValue(LOOP_IO.stopIds, 'int64');
   if (options.sampling) {
@@ -168,7 +193,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     // [1]: L, the cached rows before this step's.
     const rows = reserved ? b.op('Add', [reserved.startRows, b.op('Reshape', [LOOP_BODY.iteration, i64([1])])]) : b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 });
     const bias = reserved
-      ? b.op('Where', [b.op('LessOrEqual', [reserved.columns, rows]), b.scalar('float32', 0), b.scalar('float32', MASKED)])
+      ? b.op('Where', [b.op('Less', [reserved.columns, b.op('Add', [rows, i64([1])])]), b.scalar('float32', 0), b.scalar('float32', MASKED)])
       : b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
     const stepInputs: Record<string, string> = {
       [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
@@ -223,8 +248,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     scans: [{ value: epilogue.token, name: LOOP_IO.tokens, dtype: 'int64', shape: [1] }],
     iterationsDim: DIM_STEPS,
   });
-  const keptRows = reserved ? outer.scope('reserve', () => outer.op('Add', [reserved.startRows, outer.op('Shape', [LOOP_IO.tokens], { start: 0, end: 1 })])) : undefined;
-  for (const cache of caches) cache.finish(keptRows);
+  for (const cache of caches) cache.finish();
   for (const entry of target.metadata_props ?? []) outer.setMetadata(entry.key, entry.key === 'fr-spec.graph' ? LOOP_GRAPH : entry.value);
   return outer.toModel();
 }
