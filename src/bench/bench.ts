@@ -37,6 +37,8 @@ export interface BenchRequest {
   engine?: EngineChoice;
   /** vanilla's one-token decode steps (src/engine/engine.ts MethodSettings.decodeAttention); default graph. */
   decodeAttention?: DecodeAttention;
+  /** Fused vanilla with reserved cache rows (MethodSettings.reserveRows). */
+  reserveRows?: boolean;
   out: string;
   /** Replaces the dataset's system prompt (chat prompts); "" for none. */
   system?: string;
@@ -70,7 +72,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   // Results of the two engines differ in speed, so the engine is part of the device a folder holds.
   const decodeAttention = request.decodeAttention ?? 'graph';
   // …and so is vanilla's decode attention: another vanilla baseline.
-  const device = `${ep}, ${engineLabel(engine, ep)}${decodeAttention === 'gqa' ? ', vanilla decode steps with GroupQueryAttention' : ''}`;
+  const device = `${ep}, ${engineLabel(engine, ep)}${decodeAttention === 'gqa' ? ', vanilla decode steps with GroupQueryAttention' : ''}${request.reserveRows ? ', vanilla with reserved cache rows' : ''}`;
   const plan: BenchPlan = {
     questions: dataset.questions,
     methods,
@@ -86,7 +88,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   let outcome: MeasureOutcome = { measured: 0, interrupted: false };
   try {
     if (pendingPairs(plan, store).length > 0) {
-      const backend = await deps.openBackend({ modelDir: model.dir, ep, engine, decodeAttention });
+      const backend = await deps.openBackend({ modelDir: model.dir, ep, engine, decodeAttention, reserveRows: request.reserveRows });
       try {
         outcome = await measurePending(plan, store, backend, deps.events, deps.signal);
       } finally {

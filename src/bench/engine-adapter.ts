@@ -11,7 +11,7 @@ import { readVocabMap } from '../engine/vocab-map.js';
 import { UserError } from '../util/errors.js';
 import type { BenchBackend, GenerationOptions, GenerationResult, MethodRunner, MethodRunnerFactory, MethodSpec, OpenBackend, PromptEncoder } from './types.js';
 
-export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, decodeAttention, onWarning }) => {
+export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, decodeAttention, reserveRows, onWarning }) => {
   const model = await EngineModel.open(modelDir, { ep });
   try {
     const tokenizer = await GenerationTokenizer.load(modelDir);
@@ -25,7 +25,7 @@ export const openEngineBackend: OpenBackend = async ({ modelDir, ep, engine, dec
       const fusable = FUSED_METHODS.includes(spec.method);
       const settings: MethodSettings = { method: spec.method, engine: engine === 'fused' && !fusable ? 'host' : engine };
       // The decode attention is vanilla's alone (the speculative methods verify trees with the exported graph).
-      if (spec.method === 'vanilla') settings.decodeAttention = decodeAttention;
+      if (spec.method === 'vanilla') Object.assign(settings, { decodeAttention, reserveRows });
       if (spec.method === 'fr-spec') {
         const map = readVocabMap(vocabFileOf(spec), { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
         for (const warning of map.warnings) onWarning?.(warning);

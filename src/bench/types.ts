@@ -105,6 +105,8 @@ export interface BackendRequest {
   engine?: EngineChoice;
   /** vanilla's one-token decode steps (MethodSettings.decodeAttention); default graph. */
   decodeAttention?: DecodeAttention;
+  /** Fused vanilla: reserved cache rows (MethodSettings.reserveRows). */
+  reserveRows?: boolean;
   /** Doubts worth a line on stderr that do not stop the run. */
   onWarning?: (message: string) => void;
 }

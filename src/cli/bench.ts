@@ -37,6 +37,7 @@ interface BenchFlags {
   ep?: BenchRequest['ep'];
   engine: EngineChoice;
   decodeAttention: DecodeAttention;
+  reserveRows?: boolean;
   out?: string;
   system?: string;
   promptStyle?: 'chat' | 'plain';
@@ -100,7 +101,8 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .option('--warmup <w>', `untimed generations per method before measuring (default ${DEFAULT_WARMUP}; ${EMBEDDED_RUN.warmup} for the project's prompts)`, wholeAtLeastZero('--warmup'))
     .addOption(new Option('--ep <provider>', 'execution provider (default: auto, or cpu for the demo models)').choices(['cuda', 'cpu', 'auto']))
     .addOption(new Option('--engine <kind>', 'host: graph runs driven from TypeScript, KV caches on the host; fused: vanilla, eagle2, fr-spec and sps inside one ONNX Loop, caches on the device (ouroboros stays on the host); auto: fused on CUDA').choices([...ENGINES]).default('auto'))
-    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps: graph (the exported graph\'s attention nodes) or gqa (one GroupQueryAttention node per layer; --ops fused models; CPU only for now), see fr-spec generate').choices([...DECODE_ATTENTIONS]).default('graph'))
+    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps: graph (the exported graph\'s attention nodes) or gqa (one GroupQueryAttention node per layer; --ops fused models; CPU only), see fr-spec generate').choices([...DECODE_ATTENTIONS]).default('graph'))
+    .option('--reserve-rows', 'vanilla on the fused engine: KV caches padded once to the generation\'s length, each step\'s row written in place (same shapes every step; faster on CUDA; on fp16 tokens may differ from the host engine\'s), see fr-spec generate')
     .addOption(new Option('--prompt-style <style>', 'chat: the model\'s chat template; plain: the text as it is (default: chat, plain few-shot for GSM8K)').choices(['chat', 'plain']))
     .option('--system <text>', 'system prompt for chat prompts (default: none; HumanEval: FR-Spec\'s instruction)')
     .option('--fewshot <file>', 'GSM8K: take the exemplars from this file instead of the first items of --data')
@@ -143,6 +145,7 @@ async function runBenchCommand(flags: BenchFlags, deps: BenchCliDependencies): P
     ep: flags.ep ?? (usingDemo ? EMBEDDED_RUN.ep : 'auto'),
     engine: flags.engine,
     decodeAttention: flags.decodeAttention,
+    reserveRows: flags.reserveRows,
     out,
     system: flags.system,
     promptStyle: flags.promptStyle,

@@ -38,6 +38,7 @@ interface GenerateFlags {
   engine: EngineChoice;
   chunk?: number;
   decodeAttention: DecodeAttention;
+  reserveRows?: boolean;
   profile?: string;
 }
 
@@ -90,7 +91,8 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .option('--gamma <g>', 'sps / ouroboros: drafted tokens per step (default 4 / 6)', parsePositiveInt('--gamma'))
     .addOption(new Option('--engine <kind>', 'host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (vanilla, eagle2, fr-spec, sps; greedy or sampling); auto: fused on CUDA where it applies, else host').choices([...ENGINES]).default('auto'))
     .option('--chunk <n>', 'fused engine: most new tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
-    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps, either engine: graph runs the target graph\'s own attention nodes; gqa one GroupQueryAttention node per layer (fewer nodes per step; --ops fused models; CPU only for now, onnxruntime 1.29 fails on these graphs on CUDA; on fp16 it may pick other tokens than graph where logits nearly tie)').choices([...DECODE_ATTENTIONS]).default('graph'))
+    .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps, either engine: graph runs the target graph\'s own attention nodes; gqa one GroupQueryAttention node per layer (fewer nodes per step; --ops fused models; CPU only: on CUDA onnxruntime 1.29 spends 23-66 ms per step in its first layer; on fp16 it may pick other tokens than graph where logits nearly tie)').choices([...DECODE_ATTENTIONS]).default('graph'))
+    .option('--reserve-rows', 'fused vanilla: carry the KV caches padded once to the generation\'s length and write each step\'s row in place, so every step has the same shapes (faster on CUDA, where onnxruntime repeats shape-dependent set-up in the first attention of every step whose cache length is new; on fp16 the tokens may differ from the host engine\'s where logits nearly tie)')
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
     .option('--profile <dir>', 'onnxruntime session profiling: write each session\'s trace into <dir> and print session.run, kernel and outside-kernel time as shares of wall time (stderr; --json: stats.profile)')
@@ -112,7 +114,7 @@ async function runGenerate(words: string[], flags: GenerateFlags, io: GenerateIo
   try {
     checkModelSupports(model, method);
     const tokenizer = await GenerationTokenizer.load(modelDir);
-    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens }, engine: flags.engine, chunk: flags.chunk, decodeAttention: flags.decodeAttention };
+    const settings: MethodSettings = { method, gamma: flags.gamma, tree: { depth: flags.treeDepth, topK: flags.treeTopk, tokens: flags.treeTokens }, engine: flags.engine, chunk: flags.chunk, decodeAttention: flags.decodeAttention, reserveRows: flags.reserveRows };
     if (method === 'fr-spec') {
       const map = loadVocabMap(flags.vocabMap, { dir: modelDir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize });
       for (const warning of map.warnings) io.stderr.write(`fr-spec: warning: ${warning}\n`);
@@ -164,6 +166,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     engine: generator.engine,
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...(flags.decodeAttention !== 'graph' && { decode_attention: flags.decodeAttention }),
+    ...(flags.reserveRows === true && { reserve_rows: true }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
     ...(generator.vocabSubsetSize !== undefined && { vocab_map_size: generator.vocabSubsetSize }),

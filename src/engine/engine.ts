@@ -60,7 +60,7 @@ export interface MethodSettings {
   /**
    * vanilla's one-token decode steps, on either engine: 'graph' (default) runs the target graph's own
    * attention nodes; 'gqa' one GroupQueryAttention node per layer (src/model/fused/gqa-decode.ts: fewer
-   * nodes per step; fused-operator models, CPU only for now: onnxruntime 1.29's CUDA kernel fails on these graphs). Both engines give the same tokens with either;
+   * nodes per step; fused-operator models, CPU only: onnxruntime 1.29's CUDA kernel is slow on these graphs). Both engines give the same tokens with either;
    * on fp16 'gqa' may pick other tokens than 'graph' where logits nearly tie (other kernels, other rounding).
    */
   decodeAttention?: DecodeAttention;
@@ -149,10 +149,13 @@ export class Generator {
       if (method !== 'vanilla') throw new UserError(`--decode-attention gqa applies to --method vanilla (its one-token steps), not ${method}`);
       if (sessions.folder.config.ops !== 'fused') throw new UserError(`--decode-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
-      // Measured on an H100 (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel writes its present cache into the
-      // past's buffer (MayInplace) and fails when the past is one row shorter, as these graphs feed it.
-      if (sessions.ep === 'cuda' && !(runsFused && settings.reserveRows)) throw new UserError('--decode-attention gqa does not run on CUDA yet: onnxruntime 1.29\'s GroupQueryAttention kernel reuses the past cache\'s buffer for a present cache one row longer and fails; use --decode-attention graph');
+      // Measured on H100s (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel failed on a past one row shorter than the
+      // present; fed a past with room (one row, or reserved rows) it runs, but its first layer of every step takes 23–66 ms.
+      if (sessions.ep === 'cuda') throw new UserError('--decode-attention gqa does not run usefully on CUDA: onnxruntime 1.29\'s GroupQueryAttention spends 23-66 ms in the first layer of every step on these graphs (measured on an H100); use --decode-attention graph');
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
+    }
+    if (settings.reserveRows && !(runsFused && method === 'vanilla')) {
+      throw new UserError(`--reserve-rows applies to --method vanilla on the fused engine (--engine fused, or auto on CUDA), not ${method} on the ${runsFused ? 'fused' : 'host'} engine`);
     }
     if (runsFused) {
       const common = { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice };

@@ -116,4 +116,11 @@ describe('bench over the decoding engine (tiny models, CPU)', function () {
     expect(fused.saved.records).to.have.lengthOf(2);
     sameRecords(fused.saved.records, host.saved.records, (t) => t.tokenIds);
   });
+
+  it('--reserve-rows: fused vanilla with reserved cache rows, the host engine\'s tokens, recorded in the device', async function () {
+    const host = await storyRun(model, 'vanilla,eagle2', 'reserve-host', 'host');
+    const fused = await storyRun(model, 'vanilla,eagle2', 'reserve-fused', 'fused', { reserveRows: true });
+    expect(fused.saved.meta.device).to.match(/^cpu, fused engine.*, vanilla with reserved cache rows$/);
+    sameRecords(fused.saved.records, host.saved.records, (t) => t.tokenIds);
+  });
 });

@@ -12,6 +12,7 @@ import { EngineModel } from '../../src/engine/model.js';
 import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
 import { cacheCarryOf } from '../../src/model/fused/loop-ops.js';
+import { writeRowsInPlace } from '../../src/model/fused/reserved-cache.js';
 import { buildVanillaLoopModel, externalDataLocations, LOOP_IO } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxAttributeType, OnnxDataLocation } from '../../src/model/onnx/proto.js';
 import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
@@ -76,6 +77,28 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
       expect(externalDataLocations(loop)).to.deep.equal(['weights.data']);
       const inline = loop.graph.initializer.filter((i) => i.data_location !== OnnxDataLocation.EXTERNAL);
       expect(inline.reduce((sum, i) => sum + (i.raw_data?.byteLength ?? 0), 0)).to.be.below(4096);
+    }
+  });
+
+  it('with rows reserved, pads each cache once before the Loop and writes each step\'s row in place of the Concat', () => {
+    for (const [set, rank] of [['fp32', 4], ['fp32, fused ops', 3]] as const) {
+      const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
+      const kv = { numLayers: 2, numKvHeads: 2, headDim: 8, dtype: 'float32' as const };
+      const exact = buildVanillaLoopModel(target, kv, { maxPositions: 64, vocabSize: FUSED_VOCAB });
+      const loop = buildVanillaLoopModel(target, kv, { maxPositions: 64, vocabSize: FUSED_VOCAB, reserveRows: true });
+      expect(loop.graph.node.filter((n) => n.op_type === 'Pad'), set).to.have.lengthOf(2 * 2);
+      expect(loop.graph.input.map((i) => i.name), set).to.include.members([LOOP_IO.cachedRows, LOOP_IO.reservePads, LOOP_IO.reservedRowIds]);
+      expect(loop.graph.input.find((i) => i.name === LOOP_IO.reservePads)!.type.tensor_type.shape!.dim[0], set).to.deep.equal({ dim_value: 2 * rank });
+      const bodyOf = (model: typeof loop) => model.graph.node.find((n) => n.op_type === 'Loop')!.attribute.find((a) => a.name === 'body')!.g!;
+      const [body, exactBody] = [bodyOf(loop), bodyOf(exact)];
+      const count = (graph: typeof body, op: string) => graph.node.filter((n) => n.op_type === op).length;
+      // Each carried Concat became a Where (and the bias is a Where over the reserved columns, not a Concat of
+      // the cache's length): about the same number of nodes per step.
+      const carried = body.output.slice(2, 6).map((o) => body.node.find((n) => n.output.includes(o.name))!);
+      expect(carried.map((n) => n.op_type), set).to.deep.equal(['Where', 'Where', 'Where', 'Where']);
+      expect(count(body, 'Concat'), set).to.equal(count(exactBody, 'Concat') - 2 * 2 - 1);
+      expect(Math.abs(body.node.length - exactBody.node.length), set).to.be.below(8);
+      expect(() => writeRowsInPlace(target, new Map([['past_key_0', { rank: 4 as const }]]))).to.throw(/past_key_0 is not concatenated/);
     }
   });
 

@@ -57,6 +57,7 @@ export class FusedVanilla extends FusedEngine {
 
     // Each step appends one row; the transcript stops by itself at max-new-tokens / context length.
     const steps = loopBudget(options.maxNewTokens, this.model.contextLength, decoder.length);
+    const decoded = decoder.length;
     if (!transcript.done && steps > 0) {
       const { Tensor } = this.ort;
       const { numLayers } = target.kv;
@@ -75,10 +76,12 @@ export class FusedVanilla extends FusedEngine {
         };
         if (sampling) Object.assign(feeds, samplingFeeds(this.ort, sampling, random, [m]));
         if (this.reserved) {
-          // Every chunk but the last runs all m steps, so its final caches are full: L0 + m rows.
-          const rows = keys[0]!.dims[1]! + m;
-          feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.reserved, m)), [2 * this.reserved.rank]);
-          feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)), [rows]);
+          // R rows for the whole generation, so every chunk runs on the same shapes: the host's caches are padded
+          // to R once, and each chunk's final caches (R rows) are fed back as they are.
+          const reserved = decoded + steps;
+          feeds[LOOP_IO.cachedRows] = new Tensor('int64', BigInt64Array.of(BigInt(decoded + steps - remaining)), [1]);
+          feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.reserved, reserved - keys[0]!.dims[1]!)), [2 * this.reserved.rank]);
+          feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: reserved }, (_, i) => BigInt(i)), [reserved]);
         }
         for (let i = 0; i < numLayers; i++) {
           feeds[LOOP_IO.cacheKey(i)] = keys[i];

@@ -48,9 +48,12 @@ export const LOOP_IO = {
   maxSteps: 'max_steps',
   stopIds: 'stop_ids',
   /**
-   * Reserved rows only (VanillaLoopOptions.reserveRows): int64 [2·rank], the Pad that gives each carried cache
-   * max_steps more rows (reservePads), and int64 [L0 + max_steps], the ids 0, 1, … of those rows.
+   * Reserved rows only (VanillaLoopOptions.reserveRows): cache_key_i / cache_value_i then hold R rows of which the
+   * first L are in use (the rest zeros); `cached_rows` int64 [1] is L, `reserve_pads` int64 [2·rank] the Pad that
+   * brings the fed caches to R rows (reservePads; zero once they have them) and `reserved_row_ids` int64 [R]
+   * the ids 0 … R−1. The final caches have R rows.
    */
+  cachedRows: 'cached_rows',
   reservePads: 'reserve_pads',
   reservedRowIds: 'reserved_row_ids',
   /** Sampling graphs: temperature, top_p (nucleus only), uniforms [max_steps] (one draw per step). */
@@ -148,9 +151,10 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
   // Reserved rows: L0 + max_steps per cache, where L0 is the caches' rows at the start of the run.
-  // Reserved rows: the host feeds the Pad's pads (E = max_steps rows after the cache's L0) and the ids 0 … L0+E−1;
-  // computed in the outer graph they would be shape arithmetic that onnxruntime places on the CPU.
+  // Reserved rows: the host feeds the rows in use, the Pad's pads and the rows' ids; computed in the outer graph
+  // they would be shape arithmetic that onnxruntime places on the CPU (refused by strictDevice).
   if (reserve) {
+    outer.input(LOOP_IO.cachedRows, 'int64', [1]);
     outer.input(LOOP_IO.reservePads, 'int64', [2 * reservedRowsLayout(exported, options.attention).rank]);
     outer.input(LOOP_IO.reservedRowIds, 'int64', [DIM_RESERVED]);
   }
@@ -164,7 +168,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   });
   // The step's row L = L0 + iteration, a write mask per carried rank and the columns' ids for the bias.
   const reserved = !reserve ? undefined : outer.scope('reserve', () => {
-    const startRows = outer.op('Shape', [LOOP_IO.cacheKey(0)], { start: 1, end: 2 });
+    const startRows = LOOP_IO.cachedRows;
     const shaped = (dims: number[]) => outer.op('Reshape', [LOOP_IO.reservedRowIds, outer.constant('int64', dims)]);
     return { startRows, columns: shaped([1, 1, 1, -1]), rows3: shaped([1, -1, 1]), rows4: shaped([1, -1, 1, 1]) };
   });
