@@ -5,7 +5,7 @@
  * attention (greedy), and the fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused[,host+gqa,fused+gqa,fused+reserved,fused+gqa+reserved]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
@@ -17,8 +17,8 @@
  * (bench/gpu/random-model.ts) the cycle time is the real model's while τ is not.
  * Engines: host, fused, auto, and host+gqa / fused+gqa (vanilla only: one-token steps with one
  * GroupQueryAttention per layer, --decode-attention gqa; other methods skip them, and their speedups are
- * also given against fused+gqa); fused+reserved and fused+gqa+reserved (vanilla only: the caches padded to
- * the rows a run can reach and written in place, so every step has the same shapes, reserveRows).
+ * also given against fused+gqa); host+reserved, fused+reserved and fused+gqa+reserved (vanilla only: the caches
+ * padded to the generation's rows and written in place, so every step has the same shapes, --reserve-rows).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -127,13 +127,13 @@ const reference = new Map<number, number[]>();
 const firstEngineTokens = new Map<string, Map<number, number[]>>();
 const engineList = flags.engines.split(',');
 /**
- * An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa") and, fused,
- * reserved cache rows ("fused+reserved", "fused+gqa+reserved").
+ * An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa") and
+ * reserved cache rows ("host+reserved", "fused+reserved", "fused+gqa+reserved").
  */
 const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'decodeAttention' | 'reserveRows'> => {
   const [engine, ...options] = spec.split('+');
-  if (options.some((o) => o !== 'gqa' && o !== 'reserved') || (options.includes('reserved') && engine !== 'fused')) {
-    throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa, fused+reserved, fused+gqa+reserved)`);
+  if (options.some((o) => o !== 'gqa' && o !== 'reserved')) {
+    throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa, host+reserved, fused+reserved, fused+gqa+reserved)`);
   }
   return { engine: engine as EngineChoice, decodeAttention: options.includes('gqa') ? 'gqa' : undefined, reserveRows: options.includes('reserved') || undefined };
 };
@@ -155,10 +155,11 @@ for (const spec of flags.methods.split(',')) {
       let equal = true;
       const differing = new Set<number>();
       const differingFromFirst = new Set<number>();
-      // Compared with the first engine listed that runs the same decode attention (host+gqa for fused+gqa).
-      const attention = settings.decodeAttention ?? 'graph';
-      const firstEngine = engineList.find((e) => (engineSettings(e).decodeAttention ?? 'graph') === attention)!;
-      const key = `${spec}|${attention}`;
+      // Compared with the first engine listed that runs the same decode attention and cache rows (host+gqa for
+      // fused+gqa, host+reserved for fused+reserved).
+      const variant = (e: string) => `${engineSettings(e).decodeAttention ?? 'graph'}|${engineSettings(e).reserveRows === true}`;
+      const firstEngine = engineList.find((e) => variant(e) === variant(engine))!;
+      const key = `${spec}|${variant(engine)}`;
       if (!firstEngineTokens.has(key)) firstEngineTokens.set(key, new Map());
       const firstTokens = firstEngineTokens.get(key)!;
       for (let r = 0; r < repeats; r++) {
@@ -209,7 +210,7 @@ for (const spec of flags.methods.split(',')) {
   }
 }
 const find = (method: string, engine: string) => rows.find((r) => r.method === method && r.engine === engine);
-for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa'], ['fused', 'fused+reserved'], ['fused', 'fused+gqa+reserved']]) {
+for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa'], ['host', 'host+reserved'], ['fused', 'fused+reserved'], ['fused', 'fused+gqa+reserved']]) {
   const vanilla = find('vanilla', vanillaEngine);
   const eagle = find('eagle2', engine);
   if (vanillaEngine !== engine && !vanilla) continue;

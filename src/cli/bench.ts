@@ -102,7 +102,7 @@ export function registerBench(program: Command, overrides: Partial<BenchCliDepen
     .addOption(new Option('--ep <provider>', 'execution provider (default: auto, or cpu for the demo models)').choices(['cuda', 'cpu', 'auto']))
     .addOption(new Option('--engine <kind>', 'host: graph runs driven from TypeScript, KV caches on the host; fused: vanilla, eagle2, fr-spec and sps inside one ONNX Loop, caches on the device (ouroboros stays on the host); auto: fused on CUDA').choices([...ENGINES]).default('auto'))
     .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps: graph (the exported graph\'s attention nodes) or gqa (one GroupQueryAttention node per layer; --ops fused models; CPU only), see fr-spec generate').choices([...DECODE_ATTENTIONS]).default('graph'))
-    .option('--reserve-rows', 'vanilla on the fused engine: KV caches padded once to the generation\'s length, each step\'s row written in place (same shapes every step; faster on CUDA; on fp16 tokens may differ from the host engine\'s), see fr-spec generate')
+    .option('--reserve-rows', 'vanilla, either engine: KV caches padded to the generation\'s length, each step\'s row written in place (same shapes every step; faster with the fused engine on CUDA; on fp16 tokens may differ from decoding without it), see fr-spec generate')
     .addOption(new Option('--prompt-style <style>', 'chat: the model\'s chat template; plain: the text as it is (default: chat, plain few-shot for GSM8K)').choices(['chat', 'plain']))
     .option('--system <text>', 'system prompt for chat prompts (default: none; HumanEval: FR-Spec\'s instruction)')
     .option('--fewshot <file>', 'GSM8K: take the exemplars from this file instead of the first items of --data')

@@ -5,7 +5,7 @@
  * then keeps the rows it accepts (`keep`) or rewinds (`truncate`).
  */
 import { allocFloatData, type FloatData } from '../model/float-data.js';
-import type { DecoderSession, DecoderStep, EagleSession } from '../model/graph-sessions.js';
+import type { DecoderSession, DecoderStep, EagleSession, ReservedDecoderSession } from '../model/graph-sessions.js';
 import type { FloatDType } from '../model/onnx/dtypes.js';
 import { buildAttentionBias } from './attention-bias.js';
 import { bucketSize } from './buckets.js';
@@ -49,12 +49,38 @@ export function decoderGraph(session: DecoderSession): KvGraph {
  * chunks, trees) runs on the target graph; a first forward has no cache, a case GroupQueryAttention treats
  * as a prompt.
  */
+/**
+ * Reserved cache rows for the host engine's one-token steps (`--reserve-rows`): `totalRows` is set once the prompt
+ * is in the cache (the rows a reserving vanilla loop would hold: the prompt's rows and every step's); until then,
+ * and for a step that would not fit, steps run on the target graph.
+ */
+export class ReservedRows {
+  totalRows?: number;
+  constructor(readonly session: ReservedDecoderSession) {}
+}
+
+/** The target graph, with one-token steps that see every cached row run on `reserved`'s session once its rows are set. */
+export function reservedDecoderGraph(target: DecoderSession, reserved: ReservedRows): KvGraph {
+  const viaTarget = decoderGraph(target);
+  return {
+    ...viaTarget,
+    run: async (step) => {
+      const rows = reserved.totalRows;
+      const past = step.attentionBias.length - 1;
+      if (rows === undefined || !seesEveryRow(step) || past + 1 > rows) return viaTarget.run(step);
+      const r = await reserved.session.runReserved(step, rows);
+      return { states: r.hidden, argmax: r.argmax, newKeys: r.newKeys, newValues: r.newValues };
+    },
+  };
+}
+
+/** One token over P ≥ 1 cached rows: a [1, P+1] mask, all visible. */
+const seesEveryRow = (step: DecoderStep) => step.inputIds.length === 1 && step.attentionBias.length > 1 && step.attentionBias.every((x) => x === 0);
+
 export function routedDecoderGraph(target: DecoderSession, decode: DecoderSession | undefined): KvGraph {
   const viaTarget = decoderGraph(target);
   if (!decode) return viaTarget;
   const viaDecode = decoderGraph(decode);
-  // One token over P ≥ 1 cached rows: a [1, P+1] mask, all visible.
-  const seesEveryRow = (step: DecoderStep) => step.inputIds.length === 1 && step.attentionBias.length > 1 && step.attentionBias.every((x) => x === 0);
   return { ...viaTarget, run: (step) => (seesEveryRow(step) ? viaDecode : viaTarget).run(step) };
 }
 

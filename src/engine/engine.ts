@@ -5,10 +5,10 @@
 import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import type { DecoderSession } from '../model/graph-sessions.js';
 import { UserError } from '../util/errors.js';
-import { decoderGraph, eagleGraph, KvDecoder, routedDecoderGraph } from './decoder.js';
+import { decoderGraph, eagleGraph, KvDecoder, ReservedRows, reservedDecoderGraph, routedDecoderGraph } from './decoder.js';
 import { FusedEagle } from './fused/fused-eagle.js';
 import { FusedSps } from './fused/fused-sps.js';
-import type { FusedEngine } from './fused/fused-run.js';
+import { loopBudget, type FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
@@ -65,8 +65,9 @@ export interface MethodSettings {
    */
   decodeAttention?: DecodeAttention;
   /**
-   * fused vanilla: carry the caches padded to the rows a run can reach and write each step's row in place
-   * (src/model/fused/reserved-cache.ts), so every step has the same shapes; default false.
+   * vanilla, either engine: decode steps on caches padded to the generation's rows with each step's row written in
+   * place (src/model/fused/reserved-cache.ts, reserved-decode.ts), so every step has the same shapes; both engines
+   * compute the same thing, so their tokens stay equal. Default false.
    */
   reserveRows?: boolean;
   /** eagle2 / fr-spec. */
@@ -114,6 +115,8 @@ export class Generator {
     private readonly chunk?: number,
     /** `--decode-attention gqa`: the host engine's one-token steps run this session (routedDecoderGraph). */
     private readonly gqaDecode?: DecoderSession,
+    /** `--reserve-rows` on the host engine: vanilla's decode steps run on reserved cache rows (reservedDecoderGraph). */
+    private readonly reserved?: ReservedRows,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
   }
@@ -154,9 +157,8 @@ export class Generator {
       if (sessions.ep === 'cuda') throw new UserError('--decode-attention gqa does not run usefully on CUDA: onnxruntime 1.29\'s GroupQueryAttention spends 23-66 ms in the first layer of every step on these graphs (measured on an H100); use --decode-attention graph');
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
-    if (settings.reserveRows && !(runsFused && method === 'vanilla')) {
-      throw new UserError(`--reserve-rows applies to --method vanilla on the fused engine (--engine fused, or auto on CUDA), not ${method} on the ${runsFused ? 'fused' : 'host'} engine`);
-    }
+    if (settings.reserveRows && method !== 'vanilla') throw new UserError(`--reserve-rows applies to --method vanilla, not ${method}`);
+    if (settings.reserveRows && attention === 'gqa' && !runsFused) throw new UserError('--reserve-rows with --decode-attention gqa runs on the fused engine only');
     if (runsFused) {
       const common = { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice };
       fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention, reserveRows: settings.reserveRows })
@@ -164,7 +166,8 @@ export class Generator {
           : await FusedEagle.create(model, { ...common, tree, vocabSubset: settings.vocabSubset });
     }
     const gqaDecode = attention === 'gqa' && !fused ? await model.gqaDecodeSession() : undefined;
-    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode);
+    const reserved = settings.reserveRows && !fused ? new ReservedRows(await model.reservedDecodeSession()) : undefined;
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode, reserved);
   }
 
   /** The engine its generations run on (the fused loops decode greedily and sample). */
@@ -210,14 +213,22 @@ export class Generator {
       transcript,
       meter,
       random,
-      target: new KvDecoder(routedDecoderGraph(sessions.target, this.gqaDecode), meter, 'target', 'verify'),
+      target: new KvDecoder(this.reserved ? reservedDecoderGraph(sessions.target, this.reserved) : routedDecoderGraph(sessions.target, this.gqaDecode), meter, 'target', 'verify'),
       targetChoice: new TokenChooser(sampling, random, meter, 'verify', targetLogits),
     };
     const draftModel = () => new KvDecoder(decoderGraph(sessions.draft!), meter, 'draft', 'draft');
     switch (this.method) {
-      case 'vanilla':
-        await runVanilla(ctx);
+      case 'vanilla': {
+        // Reserved rows: the rows a reserving vanilla loop holds, the prompt's and every step's (FusedVanilla).
+        const reserved = this.reserved;
+        const onPromptFed = reserved && ((rows: number) => void (reserved.totalRows = rows + loopBudget(options.maxNewTokens, this.model.contextLength, rows)));
+        try {
+          await runVanilla(ctx, onPromptFed);
+        } finally {
+          if (reserved) reserved.totalRows = undefined;
+        }
         break;
+      }
       case 'eagle2':
       case 'fr-spec':
         await runEagle(ctx, new KvDecoder(eagleGraph(sessions.eagle!), meter, 'draft', 'draft'), this.head!, this.tree);

@@ -6,8 +6,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { buildGqaDecodeModel } from '../model/fused/gqa-decode.js';
+import { buildReservedDecodeModel } from '../model/fused/reserved-decode.js';
+import { reservedRowsLayout } from '../model/fused/vanilla-loop.js';
 import { createSessionFromModel } from '../model/fused/loop-session.js';
-import { DecoderSession } from '../model/graph-sessions.js';
+import { DecoderSession, ReservedDecoderSession } from '../model/graph-sessions.js';
 import { decodeModel } from '../model/onnx/proto.js';
 import { loadOrt, type ExecutionProviderChoice, type Ort } from '../model/ort-runtime.js';
 import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions } from '../model/session.js';
@@ -31,6 +33,7 @@ export class EngineModel {
   private targetLogits?: Promise<LogitsHead>;
   private draftLogits?: Promise<LogitsHead>;
   private gqaDecode?: Promise<DecoderSession>;
+  private reservedDecode?: Promise<ReservedDecoderSession>;
 
   private constructor(
     readonly dir: string,
@@ -81,15 +84,28 @@ export class EngineModel {
     return this.gqaDecode;
   }
 
+  /** The target's one-token decode steps with reserved cache rows (src/model/fused/reserved-decode.ts), built once. */
+  reservedDecodeSession(): Promise<ReservedDecoderSession> {
+    this.reservedDecode ??= (async () => {
+      const { target, folder } = this.sessions;
+      const path = folder.path(folder.config.target.file);
+      const exported = decodeModel(readFileSync(path));
+      const model = buildReservedDecodeModel(exported, { ...target.kv, dtype: target.dtype }, folder.config.vocab_size);
+      const session = await createSessionFromModel(this.ort, model, dirname(path), namedSessionOptions(this.options, 'target_reserved_decode'));
+      return new ReservedDecoderSession(this.ort, session, target.kv, target.dtype, target.hiddenSize, reservedRowsLayout(exported));
+    })();
+    return this.reservedDecode;
+  }
+
   /** With profiling on: ends it on every session the model has opened, which writes their trace files. */
   async endProfiling(): Promise<void> {
-    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode].filter((h) => h !== undefined));
+    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode, this.reservedDecode].filter((h) => h !== undefined));
     endProfiling(this.options, built.map((h) => (h.status === 'fulfilled' ? h.value.session : undefined)));
     await this.sessions.endProfiling();
   }
 
   async release(): Promise<void> {
-    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode].filter((h) => h !== undefined));
+    const built = await Promise.allSettled([this.targetLogits, this.draftLogits, this.gqaDecode, this.reservedDecode].filter((h) => h !== undefined));
     await Promise.all(built.map((h) => (h.status === 'fulfilled' ? h.value.release() : undefined)));
     await this.sessions.release();
   }

@@ -122,6 +122,39 @@ export class DecoderSession extends KvGraphRunner {
   }
 }
 
+/**
+ * A decode step with reserved cache rows (src/model/fused/reserved-decode.ts): the exact past is padded on the
+ * device to `totalRows` in the carried layout (`layout`: rank and row axis), as a reserving vanilla loop holds it.
+ */
+export class ReservedDecoderSession extends DecoderSession {
+  constructor(
+    ort: Ort,
+    session: ort.InferenceSession,
+    kv: KvLayout,
+    dtype: FloatDType,
+    hiddenSize: number,
+    private readonly layout: { rank: number; rowAxis: number },
+  ) {
+    super(ort, session, kv, dtype, hiddenSize);
+  }
+
+  async runReserved(step: DecoderStep, totalRows: number): Promise<DecoderResult> {
+    const past = (step.pastKeys[0]?.length ?? 0) / (this.kv.numKvHeads * this.kv.headDim);
+    if (!(past + step.inputIds.length <= totalRows)) throw new Error(`a step over ${past} cached rows does not fit ${totalRows} reserved rows`);
+    const feeds = this.feeds(step);
+    const { Tensor } = this.ort;
+    const pads = new BigInt64Array(2 * this.layout.rank);
+    pads[this.layout.rank + this.layout.rowAxis] = BigInt(totalRows - past);
+    feeds[RESERVED_DECODE_IO.reservePads] = new Tensor('int64', pads, [pads.length]);
+    feeds[RESERVED_DECODE_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: totalRows }, (_, i) => BigInt(i)), [totalRows]);
+    const out = await this.session.run(feeds);
+    return { hidden: asFloatData(out[TARGET_IO.hidden].data, this.dtype), argmax: out[TARGET_IO.argmax].data as BigInt64Array, ...this.newKv(out) };
+  }
+}
+
+/** The reserved decode model's extra inputs (the same names as the reserving vanilla loop's). */
+export const RESERVED_DECODE_IO = { reservePads: 'reserve_pads', reservedRowIds: 'reserved_row_ids' } as const;
+
 /** eagle.onnx. */
 export class EagleSession extends KvGraphRunner {
   async run(step: EagleStep): Promise<EagleResult> {

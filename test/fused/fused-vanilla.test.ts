@@ -25,12 +25,18 @@ const LONG_PROMPT = Array.from({ length: 300 }, () => Math.floor(random.uniform(
 /** Whole generation in one run; chunks of 1, 3 and 16 tokens (caches come back between runs). */
 const CHUNKS = [undefined, 1, 3, 16];
 
-async function host(model: EngineModel, c: FusedCase): Promise<GenerationResult> {
-  return (await Generator.create(model, { method: 'vanilla' })).generate(c.prompt, caseOptions(c));
+/** The host engine's vanilla decoding; `reserveRows`: its decode steps on reserved cache rows, as the reserving loop's. */
+async function host(model: EngineModel, c: FusedCase, reserveRows = false): Promise<GenerationResult> {
+  const generator = await Generator.create(model, { method: 'vanilla', engine: 'host', reserveRows });
+  try {
+    return await generator.generate(c.prompt, caseOptions(c));
+  } finally {
+    await generator.release();
+  }
 }
 
-async function expectSame(model: EngineModel, fused: FusedVanilla, c: FusedCase): Promise<GenerationResult> {
-  const reference = await host(model, c);
+async function expectSame(model: EngineModel, fused: FusedVanilla, c: FusedCase, reserveRows = false): Promise<GenerationResult> {
+  const reference = await host(model, c, reserveRows);
   for (const chunk of CHUNKS) {
     const { result, label } = await expectFusedRunEqualsHost(fused, reference, c, chunk);
     expect(result.stats.newTokens, label).to.equal(reference.stats.newTokens);
@@ -102,6 +108,34 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     }
   });
 
+  it('with rows reserved, the host engine runs exactly its decode steps on the reserved decode graph, padded to the loop\'s rows', async () => {
+    for (const set of ['fp16', 'fp16, fused ops'] as const) {
+      const model = await EngineModel.open(dirs[set], { ep: 'cpu', threads: 1 });
+      try {
+        const session = await model.reservedDecodeSession();
+        const runReserved = session.runReserved.bind(session);
+        const totals: number[] = [];
+        session.runReserved = async (step, totalRows) => {
+          totals.push(totalRows);
+          return runReserved(step, totalRows);
+        };
+        const plain = await host(model, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 12 });
+        const reserved = await host(model, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 12 }, true);
+        expect(reserved.tokens, set).to.deep.equal(plain.tokens);
+        // 4 prompt rows, 11 steps after the prompt's token: R = 4 + 11 for every step.
+        expect(totals, set).to.deep.equal(new Array<number>(11).fill(SHORT_PROMPT.length + 11));
+        totals.length = 0;
+        // 257 tokens: a chunk of 256 and a lone last token over a full cache, which runs before the rows are set.
+        await host(model, { name: '', prompt: LONG_PROMPT.slice(0, 257), maxNewTokens: 5 }, true);
+        expect(totals, set).to.deep.equal(new Array<number>(4).fill(257 + 4));
+        const refused = await runReserved({ inputIds: [1], positionIds: [0], attentionBias: Float32Array.of(0), pastKeys: [], pastValues: [] }, 0).then(() => undefined, (e: Error) => e);
+        expect(refused?.message, set).to.match(/a step over 0 cached rows does not fit 0 reserved rows/);
+      } finally {
+        await model.release();
+      }
+    }
+  });
+
   it('finds the concatenation of past and new K/V rows, and its layout, in both operator sets', () => {
     for (const [set, rank] of [['fp32', 4], ['fp32, fused ops', 3]] as const) {
       const target = decodeModel(readFileSync(join(dirs[set], 'target.onnx')));
@@ -131,17 +165,17 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
       });
 
       it('token budget, a single new token, a 300-token prompt', async () => {
-        expect((await expectSame(model, fused, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 })).stopReason).to.equal('max-new-tokens');
-        expect((await expectSame(model, fused, { name: 'one token', prompt: SHORT_PROMPT, maxNewTokens: 1 })).tokens).to.have.lengthOf(1);
-        expect((await expectSame(model, fused, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 })).tokens).to.have.lengthOf(2);
-        await expectSame(model, fused, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 50 });
+        expect((await expectSame(model, fused, { name: 'budget', prompt: SHORT_PROMPT, maxNewTokens: 40 }, reserveRows)).stopReason).to.equal('max-new-tokens');
+        expect((await expectSame(model, fused, { name: 'one token', prompt: SHORT_PROMPT, maxNewTokens: 1 }, reserveRows)).tokens).to.have.lengthOf(1);
+        expect((await expectSame(model, fused, { name: 'two tokens', prompt: SHORT_PROMPT, maxNewTokens: 2 }, reserveRows)).tokens).to.have.lengthOf(2);
+        await expectSame(model, fused, { name: 'long prompt', prompt: LONG_PROMPT, maxNewTokens: 50 }, reserveRows);
       });
 
       it('stops on a stop id (mid-chunk, at a chunk end, as the first token)', async () => {
         const free = await host(model, { name: '', prompt: SHORT_PROMPT, maxNewTokens: 40 });
         for (const at of [9, 4, 3, 0]) {
           const stop = free.tokens[at];
-          const reference = await expectSame(model, fused, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 40, stopIds: [stop, VOCAB + 5] });
+          const reference = await expectSame(model, fused, { name: `stop at ${at}`, prompt: SHORT_PROMPT, maxNewTokens: 40, stopIds: [stop, VOCAB + 5] }, reserveRows);
           expect(reference.stopReason).to.equal('stop-token');
         }
       });
@@ -152,7 +186,7 @@ describe('fused vanilla loop: tokens equal the host engine\'s vanilla decoding (
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1, contextLength: 24 });
     const fused = await FusedVanilla.create(model, { threads: 1, reserveRows });
     try {
-      const reference = await expectSame(model, fused, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 });
+      const reference = await expectSame(model, fused, { name: 'context', prompt: SHORT_PROMPT, maxNewTokens: 100 }, reserveRows);
       expect(reference.stopReason).to.equal('context-length');
       expect(reference.tokens).to.have.lengthOf(24 - SHORT_PROMPT.length);
     } finally {
@@ -210,9 +244,9 @@ for (const reserveRows of [false, true]) describe(`fused vanilla loop on the dem
 
   it('equals the host engine token for token: budget, EOS ids, a stop id', async () => {
     const eos = model.config.eos_token_ids;
-    await expectSame(model, fused, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos });
+    await expectSame(model, fused, { name: 'demo budget + EOS', prompt: PROMPT, maxNewTokens: 48, stopIds: eos }, reserveRows);
     const free = await host(model, { name: '', prompt: PROMPT, maxNewTokens: 20 });
-    const reference = await expectSame(model, fused, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[6]] });
+    const reference = await expectSame(model, fused, { name: 'demo stop id', prompt: PROMPT, maxNewTokens: 48, stopIds: [...eos, free.tokens[6]] }, reserveRows);
     expect(reference.stopReason).to.equal('stop-token');
   });
 });

@@ -3,8 +3,10 @@ import { feedChain } from '../decoder.js';
 import { chainTree } from '../token-tree.js';
 import type { MethodContext } from './context.js';
 
-export async function runVanilla({ transcript, target, targetChoice }: MethodContext): Promise<void> {
+/** `onPromptFed(rows)`: called once the prompt is in the target's cache (`rows` rows), before the first decode step. */
+export async function runVanilla({ transcript, target, targetChoice }: MethodContext, onPromptFed?: (rows: number) => void): Promise<void> {
   const prompt = await feedChain(target, transcript.tokens);
+  onPromptFed?.(target.length);
   transcript.commit([await targetChoice.choose(target, prompt.last, prompt.last.nodes - 1)], false);
   while (!transcript.done) {
     const out = await target.forward({ tree: chainTree([transcript.last]) });
