@@ -12,12 +12,12 @@ import { loadOrt } from '../../src/model/ort-runtime.js';
 
 const ort = loadOrt();
 
-async function probabilities(logits: number[][], temperature: number, topP?: number): Promise<Float32Array> {
+async function probabilities(logits: number[][], temperature: number, topP?: number, vocab?: number): Promise<Float32Array> {
   const b = new GraphBuilder('probabilities');
   const input = b.input('logits', 'float32', [logits.length, logits[0].length]);
   const t = b.input('temperature', 'float32', []);
   const p = topP === undefined ? undefined : b.input('top_p', 'float32', []);
-  b.output(samplingProbabilities(b, input, t, p), 'float32', [logits.length, logits[0].length], 'p');
+  b.output(samplingProbabilities(b, input, t, p, vocab), 'float32', [logits.length, logits[0].length], 'p');
   const session = await ort.InferenceSession.create(b.toBytes());
   const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
     logits: new ort.Tensor('float32', Float32Array.from(logits.flat()), [logits.length, logits[0].length]),
@@ -29,11 +29,11 @@ async function probabilities(logits: number[][], temperature: number, topP?: num
   return out.p.data as Float32Array;
 }
 
-async function draws(p: number[], uniforms: number[]): Promise<number[]> {
+async function draws(p: number[], uniforms: number[], vocab?: number): Promise<number[]> {
   const b = new GraphBuilder('draw');
   const input = b.input('p', 'float32', [p.length]);
   const u = b.input('u', 'float32', []);
-  b.output(drawFrom(b, input, u), 'int64', [], 'id');
+  b.output(drawFrom(b, input, u, vocab), 'int64', [], 'id');
   const session = await ort.InferenceSession.create(b.toBytes());
   const ids: number[] = [];
   for (const value of uniforms) {
@@ -45,6 +45,25 @@ async function draws(p: number[], uniforms: number[]): Promise<number[]> {
 }
 
 describe('fused sampling ops equal the host\'s sampling arithmetic (CPU)', () => {
+  it('softmax and the draw\'s last id with mass in two levels (blocks of the vocabulary) equal the one-level ops', async () => {
+    const random = new SeededRandom(11);
+    const vocab = 40; // blocks of 5 (vocabBlockWidth)
+    const rows = Array.from({ length: 3 }, () => Array.from({ length: vocab }, () => 8 * random.uniform() - 4));
+    rows[2] = rows[2].map((x, i) => (i % 5 === 0 ? -Infinity : x)); // a masked id in every block
+    rows[1] = rows[1].map((x, i) => (i >= 10 && i < 20 ? -Infinity : x)); // two whole blocks masked
+    for (const [temperature, topP] of [[1, undefined], [0.6, 0.8]] as const) {
+      const [one, two] = await Promise.all([probabilities(rows, temperature, topP), probabilities(rows, temperature, topP, vocab)]);
+      two.forEach((x, i) => expect(x, `T ${temperature}, top-p ${topP}, value ${i}`).to.be.closeTo(one[i], 1e-6));
+    }
+    // The last id with mass decides a draw whose threshold rounds past the end: mass ending mid-block and at a block's end.
+    for (const lastWithMass of [23, 29, 39]) {
+      const p = Array.from({ length: vocab }, (_, i) => (i <= lastWithMass && i % 3 !== 1 ? 1 : 0));
+      const uniforms = [0, 0.5, 0.999999, 1];
+      expect(await draws(p, uniforms, vocab), `mass up to ${lastWithMass}`).to.deep.equal(await draws(p, uniforms));
+      expect((await draws(p, [1], vocab))[0], `mass up to ${lastWithMass}`).to.equal(lastWithMass - (lastWithMass % 3 === 1 ? 1 : 0));
+    }
+  });
+
   it('softmax(logits / T) and nucleus truncation, ties toward the lower id', async () => {
     const random = new SeededRandom(3);
     const rows = [

@@ -331,11 +331,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const samplingAccept = () => {
     // The target's logits over the tree, on the device: the input of target.onnx's ArgMax.
     const logits = b.op('Cast', [firstRows(b.op('Reshape', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([Tb, -1])]), T, 0)], { to: ONNX_DATA_TYPE.float32 });
-    const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature); // [T,V]
+    const probs = samplingProbabilities(b, logits, EAGLE_LOOP_IO.temperature, undefined, graphs.vocabSize); // [T,V]
     const uniforms = b.op('Gather', [EAGLE_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }); // [B, U]
     // Top-p: truncate only the rows the walk visits (one per level), not every verified node's.
     const truncate = (row: string) => b.op('Reshape', [nucleus(b, b.op('Unsqueeze', [row, i64([0])]), EAGLE_LOOP_IO.topP), i64([-1])]);
-    const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k, graphs.sampling === 'nucleus' ? truncate : undefined);
+    const walk = samplingTreeWalk(b, graphTree, probs, uniforms, k, graphs.sampling === 'nucleus' ? truncate : undefined, graphs.vocabSize);
     return blockOf(walk.pathNodes, walk.count, walk.next);
   };
   const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));

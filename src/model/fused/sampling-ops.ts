@@ -5,6 +5,7 @@
  */
 import type { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
+import { vocabBlockWidth } from './vocab-blocks.js';
 
 /** The sampling inputs both fused loops declare (their shapes differ: see each loop's IO). */
 export const SAMPLING_IO = {
@@ -18,11 +19,29 @@ export const SAMPLING_IO = {
 
 /**
  * softmax(logits / temperature) over the last axis of `logits` [N,V] (float32); with `topP`, nucleus-
- * truncated by `nucleus`, as `distributionFromLogits` does.
+ * truncated by `nucleus`, as `distributionFromLogits` does. With `vocab` (V), the softmax is taken in two levels
+ * (softmaxOverVocab).
  */
-export function samplingProbabilities(b: GraphBuilder, logits: string, temperature: string, topP?: string): string {
-  const p = b.op('Softmax', [b.op('Div', [logits, temperature])], { axis: -1 });
+export function samplingProbabilities(b: GraphBuilder, logits: string, temperature: string, topP?: string, vocab?: number): string {
+  const p = softmaxOverVocab(b, b.op('Div', [logits, temperature]), vocab);
   return topP === undefined ? p : nucleus(b, p, topP);
+}
+
+/**
+ * Softmax over the last axis of `x` [N,V] (float32). onnxruntime's CUDA Softmax and ReduceMax reduce a 128k-long
+ * axis slowly (18 ms for 64 rows; docs/fused-loop.md), so where V has a block width W (vocabBlockWidth) the row's
+ * maximum and sum are taken within blocks of W, then over the blocks. The result differs from Softmax's only in
+ * the order of the sum's additions (the sampling loops' draws are compared in distribution).
+ */
+export function softmaxOverVocab(b: GraphBuilder, x: string, vocab?: number): string {
+  const width = vocab === undefined ? undefined : vocabBlockWidth(vocab);
+  if (width === undefined) return b.op('Softmax', [x], { axis: -1 });
+  const axis = (a: number) => b.constant('int64', [a]);
+  const blocks = b.op('Reshape', [x, b.constant('int64', [0, -1, width])]); // [N, V/W, W]
+  const max = b.op('ReduceMax', [b.op('ReduceMax', [blocks, axis(2)], { keepdims: 1 }), axis(1)], { keepdims: 1 });
+  const e = b.op('Exp', [b.op('Sub', [blocks, max])]);
+  const sum = b.op('ReduceSum', [b.op('ReduceSum', [e, axis(2)], { keepdims: 1 }), axis(1)], { keepdims: 1 });
+  return b.op('Reshape', [b.op('Div', [e, sum]), b.constant('int64', [0, -1])]);
 }
 
 /**
@@ -44,16 +63,22 @@ export function nucleus(b: GraphBuilder, p: string, topP: string): string {
 /**
  * One draw from the (unnormalized) distribution `p` [V] with the uniform `u` []: the first id whose
  * cumulative mass exceeds u × total, or the last id with mass when rounding leaves u × total past the end
- * (`sampleFrom`). Returns a 0-D int64.
+ * (`sampleFrom`). Returns a 0-D int64. With `vocabSize` (V), that last id is found within blocks first.
  */
-export function drawFrom(b: GraphBuilder, p: string, u: string): string {
+export function drawFrom(b: GraphBuilder, p: string, u: string, vocabSize?: number): string {
   const axis0 = b.constant('int64', [0]);
   const cdf = blockedCumSum(b, p, 1);
   const threshold = b.op('Mul', [u, b.op('ReduceSum', [p, axis0], { keepdims: 0 })]);
   const below = b.op('ReduceSum', [b.op('Cast', [b.op('LessOrEqual', [cdf, threshold])], { to: ONNX_DATA_TYPE.int64 }), axis0], { keepdims: 0 });
   const vocab = b.op('Squeeze', [b.op('Shape', [p]), axis0]);
   const ids = b.op('Cast', [b.op('Range', [b.scalar('int64', 0), vocab, b.scalar('int64', 1)])], { to: ONNX_DATA_TYPE.float32 });
-  const lastWithMass = b.op('ReduceMax', [b.op('Where', [b.op('Greater', [p, b.scalar('float32', 0)]), ids, b.scalar('float32', -1)]), axis0], { keepdims: 0 });
+  const massIds = b.op('Where', [b.op('Greater', [p, b.scalar('float32', 0)]), ids, b.scalar('float32', -1)]);
+  // The largest such id, within blocks first where V has a block width (a ReduceMax over all of V is slow on CUDA).
+  const width = vocabSize === undefined ? undefined : vocabBlockWidth(vocabSize);
+  const lastWithMass =
+    width === undefined
+      ? b.op('ReduceMax', [massIds, axis0], { keepdims: 0 })
+      : b.op('ReduceMax', [b.op('ReduceMax', [b.op('Reshape', [massIds, b.constant('int64', [-1, width])]), b.constant('int64', [1])], { keepdims: 0 }), axis0], { keepdims: 0 });
   return b.op('Min', [below, b.op('Cast', [lastWithMass], { to: ONNX_DATA_TYPE.int64 })]);
 }
 

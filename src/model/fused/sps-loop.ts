@@ -145,9 +145,9 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   // This cycle's uniforms [2γ+1], gathered once (sampling graphs only).
   const cycleUniforms = graphs.sampling ? b.op('Gather', [SPS_LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 }) : undefined;
   const uniform = (index: number) => b.op('Gather', [cycleUniforms!, s64(index)], { axis: 0 });
-  /** The sampling distribution of logits [1,V] (temperature, then top-p for the nucleus variant), [V]. */
+  /** The sampling distribution of the draft's logits [1,V] (temperature, then top-p for the nucleus variant), [V]. */
   const distribution = (logits: string) => {
-    const p = samplingProbabilities(b, logits, SPS_LOOP_IO.temperature);
+    const p = samplingProbabilities(b, logits, SPS_LOOP_IO.temperature, undefined, graphs.draftVocabSize);
     return b.op('Reshape', [graphs.sampling === 'nucleus' ? nucleus(b, p, SPS_LOOP_IO.topP) : p, i64([-1])]);
   };
 
@@ -197,7 +197,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
       if (graphs.sampling) {
         const q = distribution(draftLogitsRow(call, lastRow));
         distributions.push(q);
-        tokens.push(b.op('Reshape', [drawFrom(b, q, uniform(i)), i64([1])]));
+        tokens.push(b.op('Reshape', [drawFrom(b, q, uniform(i), graphs.draftVocabSize), i64([1])]));
       } else {
         tokens.push(b.op('Reshape', [b.op('Gather', [b.op('Reshape', [out[TARGET_IO.argmax], i64([-1])]), lastRow], { axis: 0 }), i64([1])]));
       }
@@ -237,7 +237,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
       return { accepted, next: b.op('Gather', [argmax, accepted], { axis: 0 }) };
     }
     const logits = b.op('Cast', [b.op('Slice', [b.op('Squeeze', [targetGraph.valueName(verifyCall, logitsBeforeArgmax(graphs.target)), i64([0])]), i64([0]), i64([S]), i64([0])])], { to: ONNX_DATA_TYPE.float32 });
-    const pAll = samplingProbabilities(b, logits, SPS_LOOP_IO.temperature); // [γ+1, V]
+    const pAll = samplingProbabilities(b, logits, SPS_LOOP_IO.temperature, undefined, graphs.vocabSize); // [γ+1, V]
     const p = graphs.sampling === 'nucleus' ? nucleus(b, pAll, SPS_LOOP_IO.topP) : pAll;
     const q = b.op('Concat', draft.distributions.map((row) => b.op('Unsqueeze', [row, i64([0])])), { axis: 0 }); // [γ, V]
     const draftsColumn = b.op('Unsqueeze', [draft.tokens, i64([1])]);
@@ -251,7 +251,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
     const qAt = b.op('Gather', [b.op('Concat', [q, b.op('Mul', [b.op('Slice', [p, i64([0]), i64([1]), i64([0])]), b.scalar('float32', 0)])], { axis: 0 }), accepted], { axis: 0 });
     const residual = b.op('Max', [b.op('Sub', [pAt, qAt]), b.scalar('float32', 0)]);
     const hasMass = b.op('Greater', [b.op('ReduceSum', [residual, i64([0])], { keepdims: 0 }), b.scalar('float32', 0)]);
-    const next = drawFrom(b, b.op('Where', [hasMass, residual, pAt]), uniform(2 * gamma));
+    const next = drawFrom(b, b.op('Where', [hasMass, residual, pAt]), uniform(2 * gamma), graphs.vocabSize);
     return { accepted, next };
   });
 

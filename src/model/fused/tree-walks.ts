@@ -91,8 +91,9 @@ export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string)
  * @param topK most children a node has
  * @param rowDistribution applied to the current node's row of `probs` before it is used (e.g. nucleus
  *   truncation, which then sorts D + 1 rows instead of all T)
+ * @param vocabSize V, for the draws' two-level reductions (drawFrom)
  */
-export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string, uniforms: string, topK: number, rowDistribution: (row: string) => string = (row) => row): GraphWalk {
+export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string, uniforms: string, topK: number, rowDistribution: (row: string) => string = (row) => row, vocabSize?: number): GraphWalk {
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
   const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
@@ -130,7 +131,7 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
     const rejectedIds = b.op('Where', [b.op('And', [valid, triedBefore]), childTokens, s64(-1)]);
     const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
     const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
-    const drawn = drawFrom(b, left, at(levelUniforms, kk));
+    const drawn = drawFrom(b, left, at(levelUniforms, kk), vocabSize);
     const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
     next = b.op('Where', [endsHere, drawn, next]);
     count = b.op('Where', [endsHere, s64(level + 1), count]);

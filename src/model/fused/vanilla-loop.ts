@@ -235,9 +235,9 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     let token: string;
     if (options.sampling) {
       const stepLogits = b.op('Cast', [b.op('Reshape', [targetGraph.valueName(stepCall, logits), i64([1, -1])])], { to: ONNX_DATA_TYPE.float32 });
-      const p = samplingProbabilities(b, stepLogits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined);
+      const p = samplingProbabilities(b, stepLogits, LOOP_IO.temperature, options.sampling === 'nucleus' ? LOOP_IO.topP : undefined, options.vocabSize);
       const u = b.op('Gather', [LOOP_IO.uniforms, LOOP_BODY.iteration], { axis: 0 });
-      token = b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, i64([-1])]), u), i64([1])]);
+      token = b.op('Reshape', [drawFrom(b, b.op('Reshape', [p, i64([-1])]), u, options.vocabSize), i64([1])]);
     } else token = b.op('Reshape', [step[TARGET_IO.argmax], i64([1])]);
     updated.set(BODY.token, token);
     return { updated, token, cond: noStopIdAmong(b, token, LOOP_IO.stopIds) };
