@@ -98,7 +98,6 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
   const s64 = (value: number) => b.scalar('int64', value);
   const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
   const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
-  const vocabIds = b.op('Range', [s64(0), vocab, s64(1)]);
   const kk = Math.min(topK, tree.size);
   const nodeKey = b.constant('float32', range(tree.size).map((i) => -i));
   const childOrder = b.constant('int64', range(kk));
@@ -128,8 +127,12 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
     const acceptedNode = b.op('Gather', [children, firstPass], { axis: 0 });
     // Rejected: the valid children before the accepted one, or every valid child when none passes.
     const triedBefore = b.op('Or', [b.op('Less', [childOrder, firstPass]), b.op('Not', [accepted])]);
-    const rejectedIds = b.op('Where', [b.op('And', [valid, triedBefore]), childTokens, s64(-1)]);
-    const removed = b.op('ReduceMax', [b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [vocabIds, i64([0])]), b.op('Unsqueeze', [rejectedIds, i64([1])])])], { to: ONNX_DATA_TYPE.float32 }), i64([0])], { keepdims: 0 });
+    // The rejected children's tokens marked in a [V+1] vector (the others write to the spare last entry), so the
+    // draw leaves them out: a scatter of k ones instead of comparing k rows with the whole vocabulary.
+    const rejectedIds = b.op('Where', [b.op('And', [valid, triedBefore]), childTokens, vocab]);
+    const unmarked = b.op('Concat', [b.op('Mul', [p, b.scalar('float32', 0)]), b.constant('float32', [0])], { axis: 0 });
+    const marked = b.op('ScatterElements', [unmarked, rejectedIds, b.op('Expand', [b.scalar('float32', 1), b.op('Shape', [rejectedIds])])], { axis: 0 });
+    const removed = b.op('Slice', [marked, i64([0]), b.op('Reshape', [vocab, i64([1])]), i64([0])]);
     const left = b.op('Where', [b.op('Greater', [removed, b.scalar('float32', 0.5)]), b.scalar('float32', 0), p]);
     const drawn = drawFrom(b, left, at(levelUniforms, kk), vocabSize);
     const endsHere = b.op('And', [b.op('Not', [done]), b.op('Not', [accepted])]);
