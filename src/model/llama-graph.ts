@@ -59,7 +59,7 @@ export const DIM_TOTAL = 'total_sequence_length';
  * Which operators the decoder graphs are built from: 'standard' ai.onnx opset-21 ops that every
  * runtime has, or 'fused' single-node RMSNorm, RoPE and attention (onnx/fused-ops.ts: opset 23 and
  * onnxruntime's contrib ops), ≈ 3× fewer nodes per layer. Same inputs and outputs; the fused layers' q/k/v
- * and gate/up weights are packed (see loadDecoderLayerWeights).
+ * weights are packed (see loadDecoderLayerWeights).
  */
 export type GraphOps = 'standard' | 'fused';
 export const GRAPH_OPS: readonly GraphOps[] = ['standard', 'fused'];
@@ -98,13 +98,15 @@ export interface StandardLayerWeights extends LayerNorms {
 }
 
 /**
- * The fused operators' layer weights: q/k/v and gate/up packed side by side ([d, q+2kv], [d, 2I]), so
- * one MatMul and a Split replace three and two (each node costs onnxruntime host time).
+ * The fused operators' layer weights: q/k/v packed side by side ([d, q+2kv]), so one MatMul and a Split replace
+ * three MatMuls (each node costs onnxruntime host time). Gate and up stay two MatMuls: packed, they would need a
+ * Split too, the same node count, and on CUDA a Split takes about twice a MatMul's host time (28.5 against 13 µs
+ * at Llama-3-8B shape on an H100, docs/fused-loop.md).
  */
 export interface FusedLayerWeights extends LayerNorms {
   ops: 'fused';
   attention: { qkv: string; qkvBias?: string; o: string; oBias?: string };
-  mlp: { gateUp: string; down: string };
+  mlp: { gate: string; up: string; down: string };
 }
 
 export type DecoderLayerWeights = StandardLayerWeights | FusedLayerWeights;
@@ -206,7 +208,7 @@ function fusedDecoderLayer(
   });
   const { normalized, sum } = fusedSkipRmsNorm(b, attended, residual, weights.postAttentionNorm, eps);
   const mlp = b.scope('mlp', () => {
-    const [gate, up] = b.node('Split', [linear(b, normalized, weights.mlp.gateUp), b.constant('int64', [arch.intermediateSize, arch.intermediateSize])], { outputs: 2, attributes: { axis: -1 } });
+    const [gate, up] = [linear(b, normalized, weights.mlp.gate), linear(b, normalized, weights.mlp.up)];
     return linear(b, b.op('Mul', [b.op('Mul', [gate, b.op('Sigmoid', [gate])]), up]), weights.mlp.down);
   });
   return { output: { sum, pending: mlp }, newKey, newValue };
@@ -214,7 +216,7 @@ function fusedDecoderLayer(
 
 /**
  * Loads layer `i`'s weights under their Hugging Face names; for fused operators q/k/v are packed as
- * `…self_attn.qkv_proj.weight` (and `.bias`) and gate/up as `…mlp.gate_up_proj.weight`.
+ * `…self_attn.qkv_proj.weight` (and `.bias`).
  */
 export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArchitecture, prefix: string, withInputNorm = true, ops: GraphOps = 'standard'): DecoderLayerWeights {
   const d = arch.hiddenSize;
@@ -243,7 +245,8 @@ export function loadDecoderLayerWeights(weights: WeightLoader, arch: DecoderArch
       },
       postAttentionNorm: postAttentionNorm(),
       mlp: {
-        gateUp: weights.packedLinearWeight(`${prefix}.mlp.gate_up_proj.weight`, d, ['gate_proj', 'up_proj'].map((name) => ({ name: `${prefix}.mlp.${name}.weight`, outFeatures: arch.intermediateSize }))),
+        gate: weights.linearWeight(`${prefix}.mlp.gate_proj.weight`, d, arch.intermediateSize),
+        up: weights.linearWeight(`${prefix}.mlp.up_proj.weight`, d, arch.intermediateSize),
         down: weights.linearWeight(`${prefix}.mlp.down_proj.weight`, arch.intermediateSize, d),
       },
     };
