@@ -5,6 +5,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { EAGLE_IO } from './eagle-graph.js';
+import { LOOP_IO, reservePads } from './fused/vanilla-loop.js';
 import { asFloatData, type FloatData } from './float-data.js';
 import { TARGET_IO } from './llama-graph.js';
 import { HEAD_IO } from './lm-head-graph.js';
@@ -143,17 +144,12 @@ export class ReservedDecoderSession extends DecoderSession {
     if (!(past + step.inputIds.length <= totalRows)) throw new Error(`a step over ${past} cached rows does not fit ${totalRows} reserved rows`);
     const feeds = this.feeds(step);
     const { Tensor } = this.ort;
-    const pads = new BigInt64Array(2 * this.layout.rank);
-    pads[this.layout.rank + this.layout.rowAxis] = BigInt(totalRows - past);
-    feeds[RESERVED_DECODE_IO.reservePads] = new Tensor('int64', pads, [pads.length]);
-    feeds[RESERVED_DECODE_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: totalRows }, (_, i) => BigInt(i)), [totalRows]);
+    feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.layout, totalRows - past)), [2 * this.layout.rank]);
+    feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: totalRows }, (_, i) => BigInt(i)), [totalRows]);
     const out = await this.session.run(feeds);
     return { hidden: asFloatData(out[TARGET_IO.hidden].data, this.dtype), argmax: out[TARGET_IO.argmax].data as BigInt64Array, ...this.newKv(out) };
   }
 }
-
-/** The reserved decode model's extra inputs (the same names as the reserving vanilla loop's). */
-export const RESERVED_DECODE_IO = { reservePads: 'reserve_pads', reservedRowIds: 'reserved_row_ids' } as const;
 
 /** eagle.onnx. */
 export class EagleSession extends KvGraphRunner {

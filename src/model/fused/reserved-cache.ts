@@ -12,6 +12,8 @@
  * Rows above L are zeros and masked out of attention by the step's bias, so the attention reads the same
  * values as the appended cache, followed by masked rows.
  */
+import { MASKED } from '../../engine/attention-bias.js';
+import type { GraphBuilder } from '../onnx/builder.js';
 import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import type { ModelProto, NodeProto, ValueInfoProto } from '../onnx/proto.js';
@@ -53,4 +55,22 @@ export function writeRowsInPlace(target: ModelProto, carries: ReadonlyMap<string
     input: [...target.graph.input, ...[...ranks].sort().map(boolInput)],
   };
   return { ...target, graph };
+}
+
+/** The reserved rows' ids (int64 [R]) shaped for a step's bias columns and, for a carried rank, its write mask. */
+export function reservedRowIdShapes(b: GraphBuilder, rowIds: string, writeRank: 3 | 4 | undefined): { columns: string; rows?: string } {
+  const shaped = (dims: number[]) => b.op('Reshape', [rowIds, b.constant('int64', dims)]);
+  return { columns: shaped([1, 1, 1, -1]), rows: writeRank === undefined ? undefined : shaped(writeRank === 3 ? [1, -1, 1] : [1, -1, 1, 1]) };
+}
+
+/**
+ * A one-token step at row `position` ([1] int64) over reserved rows: the additive bias [1,1,1,R] that shows rows
+ * 0 … position, and (with `ids.rows`) the write mask, true at row `position` only.
+ */
+export function reservedStepMasks(b: GraphBuilder, ids: { columns: string; rows?: string }, position: string): { bias: string; writeRow?: string } {
+  const shown = b.op('Less', [ids.columns, b.op('Add', [position, b.constant('int64', [1])])]);
+  return {
+    bias: b.op('Where', [shown, b.scalar('float32', 0), b.scalar('float32', MASKED)]),
+    writeRow: ids.rows === undefined ? undefined : b.op('Equal', [ids.rows, position]),
+  };
 }

@@ -10,14 +10,13 @@
  * `reserved_row_ids` int64 [R] (0 … R−1). `attention_bias` is read but not used: the caller routes here only
  * steps that see every cached row (routedDecoderGraph).
  */
-import { MASKED } from '../../engine/attention-bias.js';
 import { declareDecoderInputs, TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import type { FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { carriedDecoder, carriedLayoutOf } from './loop-ops.js';
-import { DIM_RESERVED, RESERVED_IO, writeRowsInPlace } from './reserved-cache.js';
+import { DIM_RESERVED, RESERVED_IO, reservedRowIdShapes, reservedStepMasks, writeRowsInPlace } from './reserved-cache.js';
 import { LOOP_IO, reservedRowsLayout } from './vanilla-loop.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 
@@ -33,12 +32,12 @@ export function buildReservedDecodeModel(exported: ModelProto, kv: { numLayers: 
   const rowIds = b.input(LOOP_IO.reservedRowIds, 'int64', [DIM_RESERVED]);
   const i64 = (values: number[]) => b.constant('int64', values);
   const past = b.op('Shape', [inputs.pastKeys[0]!], { start: 1, end: 2 }); // [1]: P
-  const shaped = (dims: number[]) => b.op('Reshape', [rowIds, i64(dims)]);
+  const masks = reservedStepMasks(b, reservedRowIdShapes(b, rowIds, rank), past);
   const callInputs: Record<string, string> = {
     [TARGET_IO.inputIds]: inputs.inputIds,
     [TARGET_IO.positionIds]: inputs.positionIds,
-    [TARGET_IO.attentionBias]: b.op('Where', [b.op('Less', [shaped([1, 1, 1, -1]), b.op('Add', [past, i64([1])])]), b.scalar('float32', 0), b.scalar('float32', MASKED)]),
-    [RESERVED_IO.writeRow(rank)]: b.op('Equal', [shaped(rank === 3 ? [1, -1, 1] : [1, -1, 1, 1]), past]),
+    [TARGET_IO.attentionBias]: masks.bias,
+    [RESERVED_IO.writeRow(rank)]: masks.writeRow!,
   };
   const width = kv.numKvHeads * kv.headDim;
   for (let i = 0; i < kv.numLayers; i++) {

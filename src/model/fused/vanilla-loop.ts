@@ -14,6 +14,9 @@
  * The caches are carried at their exact length, so every step feeds the target graph the very shapes
  * the host engine feeds it (past = L rows, one new token): the same kernels, the same rounding, the
  * same tokens on fp16 too. A carried value whose shape changes between iterations is valid ONNX.
+ * With `reserveRows` they are instead carried padded to the generation's R rows, each step writing its row in
+ * place (reserved-cache.ts): every step then has the same shapes (the host engine's reserved decode steps,
+ * reserved-decode.ts, compute the same).
  * With `attention: 'gqa'` the inlined graph is gqaDecodeTarget's (one GroupQueryAttention per layer,
  * caches carried head-major), which the host engine then runs too for its decode steps.
  *
@@ -28,7 +31,6 @@
  * (createSessionFromModel, via the engine's LoopSessions). Built in memory on every session creation
  * (milliseconds: the target graph is ~70 KB of protobuf).
  */
-import { MASKED } from '../../engine/attention-bias.js';
 import { TARGET_IO } from '../llama-graph.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
@@ -37,7 +39,7 @@ import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
 import { addLoop, cacheCarryOf, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
-import { DIM_RESERVED, RESERVED_IO, writeRowsInPlace } from './reserved-cache.js';
+import { DIM_RESERVED, RESERVED_IO, reservedRowIdShapes, reservedStepMasks, writeRowsInPlace } from './reserved-cache.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, SAMPLING_IO, samplingProbabilities } from './sampling-ops.js';
 
@@ -150,12 +152,12 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const b = new GraphBuilder(`${LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: target.ir_version });
   const targetGraph = new InlinableGraph(target, 'target', outer, new Map());
   for (const init of outer.toGraph().adoptedInitializers ?? []) b.outerValue(init.name!);
-  // Reserved rows: L0 + max_steps per cache, where L0 is the caches' rows at the start of the run.
   // Reserved rows: the host feeds the rows in use, the Pad's pads and the rows' ids; computed in the outer graph
   // they would be shape arithmetic that onnxruntime places on the CPU (refused by strictDevice).
-  if (reserve) {
+  const reservedLayout = reserve ? reservedRowsLayout(exported, options.attention) : undefined;
+  if (reservedLayout) {
     outer.input(LOOP_IO.cachedRows, 'int64', [1]);
-    outer.input(LOOP_IO.reservePads, 'int64', [2 * reservedRowsLayout(exported, options.attention).rank]);
+    outer.input(LOOP_IO.reservePads, 'int64', [2 * reservedLayout.rank]);
     outer.input(LOOP_IO.reservedRowIds, 'int64', [DIM_RESERVED]);
   }
 
@@ -166,13 +168,9 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
     return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED, reserve: reserve ? LOOP_IO.reservePads : undefined }) };
   });
-  // The step's row L = L0 + iteration, a write mask per carried rank and the columns' ids for the bias.
-  const reserved = !reserve ? undefined : outer.scope('reserve', () => {
-    const startRows = LOOP_IO.cachedRows;
-    const shaped = (dims: number[]) => outer.op('Reshape', [LOOP_IO.reservedRowIds, outer.constant('int64', dims)]);
-    return { startRows, columns: shaped([1, 1, 1, -1]), rows3: shaped([1, -1, 1]), rows4: shaped([1, -1, 1, 1]) };
-  });
-  if (reserved) for (const value of [reserved.startRows, reserved.columns, reserved.rows3, reserved.rows4]) b.outerValue(value, 'int64');
+  // The rows' ids shaped for the bias's columns and, where the graph writes rows in place, for its write mask.
+  const reserved = reservedLayout && outer.scope('reserve', () => reservedRowIdShapes(outer, LOOP_IO.reservedRowIds, gqa ? undefined : reservedLayout.rank));
+  if (reserved) for (const value of [LOOP_IO.cachedRows, reserved.columns, ...(reserved.rows ? [reserved.rows] : [])]) b.outerValue(value, 'int64');
   const rotary = gqa || tabled?.rewritten ? rotaryCaches(outer, targetGraph.valueName({ prefix: '', inputs: {} }, ROPE_INV_FREQ), options.maxPositions, dtype) : undefined;
   if (rotary) for (const table of [rotary.cos, rotary.sin]) b.outerValue(table, dtype);
   const carried: CarriedValue[] = [{ outer: LOOP_IO.firstToken, body: BODY.token, final: LOOP_IO.finalToken, dtype: 'int64', shape: [1] }, ...caches.map((c) => c.carried)];
@@ -195,9 +193,10 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
   const i64 = (values: number[]) => b.constant('int64', values);
   const stepInputs = b.scope('step', () => {
     // [1]: L, the cached rows before this step's.
-    const rows = reserved ? b.op('Add', [reserved.startRows, b.op('Reshape', [LOOP_BODY.iteration, i64([1])])]) : b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 });
-    const bias = reserved
-      ? b.op('Where', [b.op('Less', [reserved.columns, b.op('Add', [rows, i64([1])])]), b.scalar('float32', 0), b.scalar('float32', MASKED)])
+    const rows = reserved ? b.op('Add', [LOOP_IO.cachedRows, b.op('Reshape', [LOOP_BODY.iteration, i64([1])])]) : b.op('Shape', [BODY.key(0)], gqa ? { start: 2, end: 3 } : { start: 1, end: 2 });
+    const masks = reserved && reservedStepMasks(b, reserved, rows);
+    const bias = masks
+      ? masks.bias
       : b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, 1]), b.op('Add', [rows, i64([1])])], { axis: 0 })]);
     const stepInputs: Record<string, string> = {
       [TARGET_IO.inputIds]: b.op('Reshape', [BODY.token, i64([1, 1])]),
@@ -205,11 +204,7 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
       [TARGET_IO.attentionBias]: bias,
     };
     for (const cache of caches) stepInputs[cache.past] = cache.body;
-    if (reserved && !gqa) {
-      for (const rank of [3, 4] as const) {
-        if (target.graph.input.some((input) => input.name === RESERVED_IO.writeRow(rank))) stepInputs[RESERVED_IO.writeRow(rank)] = b.op('Equal', [rank === 3 ? reserved.rows3 : reserved.rows4, rows]);
-      }
-    }
+    if (masks?.writeRow) stepInputs[RESERVED_IO.writeRow(reservedLayout!.rank)] = masks.writeRow;
     if (rotary && tabled) Object.assign(stepInputs, { [ROTARY_TABLE_IO.cos]: rotary.cos, [ROTARY_TABLE_IO.sin]: rotary.sin });
     if (rotary && gqa) {
       const int32 = (value: string) => b.op('Cast', [value], { to: ONNX_DATA_TYPE.int32 });
