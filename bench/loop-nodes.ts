@@ -105,8 +105,13 @@ const reportTimes = (what: string, keyed: readonly { key: string; micros: number
 process.stdout.write(`${dir}: ${kv.numLayers} target layers, ${config.ops ?? 'standard'} operators, ${config.dtype}\n`);
 const [depth, topK, tokens] = flags.tree.split('/').map(Number);
 const tree = { depth, topK, tokens };
-const vanillaLoops = attentions.map((attention) => ({ attention, loop: buildVanillaLoopModel(target, kv, { attention, maxPositions: 4096, vocabSize: config.vocab_size }) }));
-for (const { attention, loop } of vanillaLoops) report(`vanilla_loop, attention ${attention}, as built`, loopBodyOf(loop).node.map((n) => n.op_type), 'step');
+// Each decode attention with the caches at their exact length, and the default one with reserved rows (--reserve-rows).
+const vanillaLoops = [...attentions.map((attention) => ({ attention, reserveRows: false })), { attention: 'graph' as const, reserveRows: true }].map((variant) => ({
+  ...variant,
+  label: `vanilla_loop, attention ${variant.attention}${variant.reserveRows ? ', rows reserved' : ''}`,
+  loop: buildVanillaLoopModel(target, kv, { ...variant, maxPositions: 4096, vocabSize: config.vocab_size }),
+}));
+for (const { label, loop } of vanillaLoops) report(`${label}, as built`, loopBodyOf(loop).node.map((n) => n.op_type), 'step');
 const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(config.eagle.file), head: read(config.lm_head.file), targetKv: kv, eagleKv: kvOf(config.eagle.architecture), hiddenSize: config.hidden_size, tree, contextLength: 4096, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
 if (eagleLoop) {
   report(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
@@ -122,12 +127,12 @@ if (flags.run) {
   const model = await EngineModel.open(dir, { ep });
   const strictDevice = ep === 'cuda';
   try {
-    for (const { attention, loop } of vanillaLoops) {
+    for (const { attention, reserveRows, label, loop } of vanillaLoops) {
       if (attention === 'gqa' && ep === 'cuda' && config.dtype !== 'float16') {
-        process.stdout.write(`vanilla_loop, attention gqa: not run (onnxruntime's CUDA GroupQueryAttention has no ${config.dtype} kernel)\n`);
+        process.stdout.write(`${label}: not run (onnxruntime's CUDA GroupQueryAttention has no ${config.dtype} kernel)\n`);
         continue;
       }
-      await profileLoop(`vanilla_loop, attention ${attention}`, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention, strictDevice }));
+      await profileLoop(label, 'step', loop, (profileDir) => FusedVanilla.create(model, { profileDir, attention, reserveRows, strictDevice }));
     }
     if (eagleLoop) await profileLoop(`eagle_loop, tree ${flags.tree}`, 'cycle', eagleLoop, (profileDir) => FusedEagle.create(model, { tree, profileDir, strictDevice }));
     if (spsLoop) await profileLoop(`sps_loop, γ ${gamma}`, 'cycle', spsLoop, (profileDir) => FusedSps.create(model, { gamma, profileDir, strictDevice }));
@@ -177,6 +182,12 @@ async function profileLoop(what: string, per: 'step' | 'cycle', loop: ModelProto
     if (per === 'cycle') reportParts(label, [...runs.keys()].map(nodeName));
     reportTimes(`${label}, by operator`, body.map((e) => ({ key: opOf.get(e.name)!, micros: e.dur ?? 0 })), count);
     if (per === 'cycle') reportTimes(`${label}, by part`, body.map((e) => ({ key: partOf(nodeName(e.name)), micros: e.dur ?? 0 })), count, PART_ORDER);
+    // The slowest single nodes: one node far above its kind's average (the first attention of a vanilla step on CUDA,
+    // 2.7 ms against ≈ 0.03 ms for the others, docs/fused-loop.md) hides in the averages above.
+    const perNode = new Map<string, number>();
+    for (const e of body) perNode.set(e.name, (perNode.get(e.name) ?? 0) + (e.dur ?? 0));
+    const slowest = [...perNode].sort((x, y) => y[1] - x[1]).slice(0, 5);
+    process.stdout.write(`${label}, slowest nodes: ${slowest.map(([name, micros]) => `${nodeName(name)} (${opOf.get(name)}) ${(micros / count).toFixed(0)} µs`).join(', ')}\n`);
   } finally {
     await fused.release();
     rmSync(profileDir, { recursive: true, force: true });
