@@ -7,6 +7,7 @@
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
  *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
+ *        [--no-mem-pattern] [--session-entry KEY=VALUE ...]
  *
  * Roofline: a decoding step must read the target's weights once, so at B GB/s of HBM bandwidth it
  * cannot produce more than τ × B / (target weight bytes) tokens per second (τ = 1 for vanilla).
@@ -19,6 +20,9 @@
  * GroupQueryAttention per layer, --decode-attention gqa; other methods skip them, and their speedups are
  * also given against fused+gqa); host+reserved, fused+reserved and fused+gqa+reserved (vanilla only: the caches
  * padded to the generation's rows and written in place, so every step has the same shapes, --reserve-rows).
+ * Diagnostics: --no-mem-pattern turns off onnxruntime's memory patterns and --session-entry sets session
+ * configuration entries, for every session including the fused loops (e.g. to see whether the first attention of
+ * a vanilla step, docs/fused-loop.md, costs what it costs because of allocation).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -43,6 +47,8 @@ const { values: flags, positionals } = parseArgs({
     repeats: { type: 'string', default: '2' },
     'bandwidth-gbs': { type: 'string' },
     'no-stop': { type: 'boolean', default: false },
+    'no-mem-pattern': { type: 'boolean', default: false },
+    'session-entry': { type: 'string', multiple: true },
     tree: { type: 'string' },
     prompts: { type: 'string' },
     limit: { type: 'string' },
@@ -94,7 +100,17 @@ function targetWeightBytes(modelDir: string): number {
   return bytes;
 }
 
-const model = await EngineModel.open(dir, { ep: flags.ep as ExecutionProviderChoice });
+// Diagnostics: onnxruntime settings other than the defaults, for every session (fused loops included).
+const sessionEntries = Object.fromEntries(
+  (flags['session-entry'] ?? []).map((entry) => {
+    const at = entry.indexOf('=');
+    if (at < 1) throw new Error(`--session-entry takes KEY=VALUE (a session.* configuration key without the prefix), not ${entry}`);
+    return [entry.slice(0, at), entry.slice(at + 1)];
+  }),
+);
+const tuning = { memPattern: flags['no-mem-pattern'] ? false : undefined, sessionEntries };
+const model = await EngineModel.open(dir, { ep: flags.ep as ExecutionProviderChoice, tuning });
+if (flags['no-mem-pattern'] || Object.keys(sessionEntries).length > 0) process.stdout.write(`onnxruntime settings: ${JSON.stringify(tuning)}\n`);
 const tokenizer = await GenerationTokenizer.load(dir);
 const stopIds = flags['no-stop'] ? [] : [...new Set([...tokenizer.stopIds, ...model.config.eos_token_ids])];
 const prompts = await Promise.all(promptTexts().map(async (text) => tokenizer.loaded.encode(await renderChat(tokenizer.loaded, [{ role: 'user', content: text }]))));

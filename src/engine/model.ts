@@ -12,7 +12,7 @@ import { createSessionFromModel } from '../model/fused/loop-session.js';
 import { DecoderSession, ReservedDecoderSession } from '../model/graph-sessions.js';
 import { decodeModel } from '../model/onnx/proto.js';
 import { loadOrt, type ExecutionProviderChoice, type Ort } from '../model/ort-runtime.js';
-import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions } from '../model/session.js';
+import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions, type SessionTuning } from '../model/session.js';
 import { UserError } from '../util/errors.js';
 import { LogitsHead } from './logits-head.js';
 
@@ -27,6 +27,8 @@ export interface EngineModelOptions {
   contextLength?: number;
   /** onnxruntime session profiling into this folder, for every session the model opens (see src/engine/profile.ts). */
   profileDir?: string;
+  /** onnxruntime settings for every session the model opens, fused loops included (benchmark diagnostics). */
+  tuning?: SessionTuning;
 }
 
 export class EngineModel {
@@ -44,13 +46,15 @@ export class EngineModel {
     /** What the model was opened with: sessions built later (fused loops) use the same. */
     readonly threads?: number,
     readonly profileDir?: string,
+    readonly tuning?: SessionTuning,
   ) {}
 
   static async open(dir: string, options: EngineModelOptions = {}): Promise<EngineModel> {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model folder ${dir} not found`);
-    const sessions = await ModelSessions.open(dir, { ep: options.ep ?? 'auto', threads: options.threads, profileDir: options.profileDir });
+    const sessions = await ModelSessions.open(dir, { ep: options.ep ?? 'auto', threads: options.threads, profileDir: options.profileDir, tuning: options.tuning });
     const contextLength = options.contextLength ?? sessions.folder.config.target.architecture.max_position_embeddings ?? DEFAULT_CONTEXT_LENGTH;
-    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, { threads: options.threads, profileDir: options.profileDir }), contextLength, options.threads, options.profileDir);
+    const opened = { threads: options.threads, profileDir: options.profileDir, tuning: options.tuning };
+    return new EngineModel(dir, sessions, loadOrt(), sessionOptions(sessions.ep, opened), contextLength, options.threads, options.profileDir, options.tuning);
   }
 
   get config() {

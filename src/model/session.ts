@@ -33,6 +33,16 @@ export interface ModelSessionsOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Turn on onnxruntime's session profiling: every session writes a Chrome-trace JSON into this folder (src/engine/profile.ts reads them). */
   profileDir?: string;
+  /** Diagnostics (bench/gpu/engines.ts): onnxruntime settings to try against the defaults. */
+  tuning?: SessionTuning;
+}
+
+/** onnxruntime session settings a benchmark may vary. */
+export interface SessionTuning {
+  /** false: no memory pattern (onnxruntime plans one per set of input shapes by default). */
+  memPattern?: boolean;
+  /** Extra session configuration entries (`session.*` keys of onnxruntime_session_options_config_keys.h, without the prefix). */
+  sessionEntries?: Readonly<Record<string, string>>;
 }
 
 export function sessionOptions(ep: ExecutionProvider, options: ModelSessionsOptions = {}): ort.InferenceSession.SessionOptions {
@@ -42,8 +52,10 @@ export function sessionOptions(ep: ExecutionProvider, options: ModelSessionsOpti
     sessionEntries.intra_op = { allow_spinning: '0' };
     if (options.strictDevice) sessionEntries.disable_cpu_ep_fallback = '1';
   }
+  Object.assign(sessionEntries, options.tuning?.sessionEntries);
   const threads = ep === 'cuda' ? 1 : options.threads;
   return {
+    ...(options.tuning?.memPattern === false && { enableMemPattern: false }),
     executionProviders: ep === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId ?? 0 }] : ['cpu'],
     graphOptimizationLevel: 'all',
     // The binding rejects an explicit undefined.

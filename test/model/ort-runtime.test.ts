@@ -73,4 +73,11 @@ describe('model/ort-runtime (execution providers)', () => {
     });
     expect(sessionOptions('cpu', { threads: 2, strictDevice: true })).to.deep.include({ executionProviders: ['cpu'], intraOpNumThreads: 2, extra: { session: {} } });
   });
+
+  it('session options: benchmark tuning turns memory patterns off and adds session entries', () => {
+    const tuned = sessionOptions('cuda', { tuning: { memPattern: false, sessionEntries: { use_device_allocator_for_initializers: '1' } } });
+    expect(tuned).to.deep.include({ enableMemPattern: false, extra: { session: { intra_op: { allow_spinning: '0' }, use_device_allocator_for_initializers: '1' } } });
+    expect(sessionOptions('cuda', {})).to.not.have.property('enableMemPattern');
+    expect(sessionOptions('cpu', { tuning: { memPattern: true } })).to.not.have.property('enableMemPattern');
+  });
 });

@@ -50,7 +50,7 @@ export class LoopSessions {
   static async create(model: EngineModel, name: string, settings: LoopSessionSettings, build: (sampling?: SamplingVariant) => ModelProto): Promise<LoopSessions> {
     const ortModule = loadOrt();
     const { ep, folder } = model.sessions;
-    const options = (sessionName: string) => namedSessionOptions(sessionOptions(ep, settings), sessionName);
+    const options = (sessionName: string) => namedSessionOptions(sessionOptions(ep, { ...settings, tuning: model.tuning }), sessionName);
     const greedy = await createSessionFromModel(ortModule, build(), folder.dir, options(name));
     const createSampling = (variant: SamplingVariant) => createSessionFromModel(ortModule, build(variant), folder.dir, options(`${name}_${variant}_sampling`));
     return new LoopSessions(greedy, createSampling, settings.profileDir !== undefined);
