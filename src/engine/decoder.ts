@@ -5,7 +5,7 @@
  * then keeps the rows it accepts (`keep`) or rewinds (`truncate`).
  */
 import { allocFloatData, type FloatData } from '../model/float-data.js';
-import type { DecoderSession, DecoderStep, EagleSession, ReservedDecoderSession } from '../model/graph-sessions.js';
+import type { DecoderResult, DecoderSession, DecoderStep, EagleSession, ReservedDecoderSession } from '../model/graph-sessions.js';
 import type { FloatDType } from '../model/onnx/dtypes.js';
 import { buildAttentionBias } from './attention-bias.js';
 import { bucketSize } from './buckets.js';
@@ -31,57 +31,49 @@ export interface KvGraph {
 }
 
 export function decoderGraph(session: DecoderSession): KvGraph {
-  return {
-    kv: session.kv,
-    dtype: session.dtype,
-    hiddenSize: session.hiddenSize,
-    run: async (step) => {
-      const r = await session.run(step);
-      return { states: r.hidden, argmax: r.argmax, newKeys: r.newKeys, newValues: r.newValues };
-    },
-  };
+  return { kv: session.kv, dtype: session.dtype, hiddenSize: session.hiddenSize, run: async (step) => graphOutput(await session.run(step)) };
+}
+
+const graphOutput = (r: DecoderResult): GraphOutput => ({ states: r.hidden, argmax: r.argmax, newKeys: r.newKeys, newValues: r.newValues });
+
+/** Where a routed decoder sends the one-token steps that see every cached row; `takes` may refuse some of them. */
+export interface DecodeRoute {
+  run(step: DecoderStep): Promise<DecoderResult>;
+  takes?(step: DecoderStep): boolean;
 }
 
 /**
  * The target, with its one-token steps over a non-empty cache that see every cached row (vanilla's decode
- * steps, a prompt chunk's lone last token) run by `decode` instead, when given: the GroupQueryAttention
- * decode graph (gqa-decode.ts), which computes only such steps. Every other forward (the first, prompt
- * chunks, trees) runs on the target graph; a first forward has no cache, a case GroupQueryAttention treats
- * as a prompt.
+ * steps, a prompt chunk's lone last token) run by `decode` instead, when given and when it takes them: the
+ * GroupQueryAttention decode graph (gqa-decode.ts) or the reserved-rows decode graph (ReservedRows), which
+ * compute only such steps. Every other forward (the first, prompt chunks, trees) runs on the target graph; a
+ * first forward has no cache, a case GroupQueryAttention treats as a prompt.
  */
-/**
- * Reserved cache rows for the host engine's one-token steps (`--reserve-rows`): `totalRows` is set once the prompt
- * is in the cache (the rows a reserving vanilla loop would hold: the prompt's rows and every step's); until then,
- * and for a step that would not fit, steps run on the target graph.
- */
-export class ReservedRows {
-  totalRows?: number;
-  constructor(readonly session: ReservedDecoderSession) {}
-}
-
-/** The target graph, with one-token steps that see every cached row run on `reserved`'s session once its rows are set. */
-export function reservedDecoderGraph(target: DecoderSession, reserved: ReservedRows): KvGraph {
+export function routedDecoderGraph(target: DecoderSession, decode: DecodeRoute | undefined): KvGraph {
   const viaTarget = decoderGraph(target);
-  return {
-    ...viaTarget,
-    run: async (step) => {
-      const rows = reserved.totalRows;
-      const past = step.attentionBias.length - 1;
-      if (rows === undefined || !seesEveryRow(step) || past + 1 > rows) return viaTarget.run(step);
-      const r = await reserved.session.runReserved(step, rows);
-      return { states: r.hidden, argmax: r.argmax, newKeys: r.newKeys, newValues: r.newValues };
-    },
-  };
+  if (!decode) return viaTarget;
+  return { ...viaTarget, run: async (step) => (seesEveryRow(step) && (decode.takes?.(step) ?? true) ? graphOutput(await decode.run(step)) : viaTarget.run(step)) };
 }
 
 /** One token over P ≥ 1 cached rows: a [1, P+1] mask, all visible. */
 const seesEveryRow = (step: DecoderStep) => step.inputIds.length === 1 && step.attentionBias.length > 1 && step.attentionBias.every((x) => x === 0);
 
-export function routedDecoderGraph(target: DecoderSession, decode: DecoderSession | undefined): KvGraph {
-  const viaTarget = decoderGraph(target);
-  if (!decode) return viaTarget;
-  const viaDecode = decoderGraph(decode);
-  return { ...viaTarget, run: (step) => (seesEveryRow(step) ? viaDecode : viaTarget).run(step) };
+/**
+ * Reserved cache rows for the host engine's one-token steps (`--reserve-rows`), as a DecodeRoute: `totalRows` is
+ * set once the prompt is in the cache (the rows a reserving vanilla loop would hold: the prompt's rows and every
+ * step's); until then, and for a step that would not fit, steps run on the target graph.
+ */
+export class ReservedRows implements DecodeRoute {
+  totalRows?: number;
+  constructor(readonly session: ReservedDecoderSession) {}
+
+  takes(step: DecoderStep): boolean {
+    return this.totalRows !== undefined && step.attentionBias.length <= this.totalRows;
+  }
+
+  run(step: DecoderStep): Promise<DecoderResult> {
+    return this.session.runReserved(step, this.totalRows!);
+  }
 }
 
 export function eagleGraph(session: EagleSession): KvGraph {

@@ -5,10 +5,10 @@
 import { DECODE_ATTENTIONS, type DecodeAttention } from '../model/fused/gqa-decode.js';
 import type { DecoderSession } from '../model/graph-sessions.js';
 import { UserError } from '../util/errors.js';
-import { decoderGraph, eagleGraph, KvDecoder, ReservedRows, reservedDecoderGraph, routedDecoderGraph } from './decoder.js';
+import { decoderGraph, eagleGraph, KvDecoder, ReservedRows, routedDecoderGraph } from './decoder.js';
 import { FusedEagle } from './fused/fused-eagle.js';
 import { FusedSps } from './fused/fused-sps.js';
-import { loopBudget, type FusedEngine } from './fused/fused-run.js';
+import { reservedRowsFor, type FusedEngine } from './fused/fused-run.js';
 import { FusedVanilla } from './fused/fused-vanilla.js';
 import { RunMeter } from './meter.js';
 import { TokenChooser, type MethodContext } from './methods/context.js';
@@ -115,7 +115,7 @@ export class Generator {
     private readonly chunk?: number,
     /** `--decode-attention gqa`: the host engine's one-token steps run this session (routedDecoderGraph). */
     private readonly gqaDecode?: DecoderSession,
-    /** `--reserve-rows` on the host engine: vanilla's decode steps run on reserved cache rows (reservedDecoderGraph). */
+    /** `--reserve-rows` on the host engine: vanilla's decode steps run on reserved cache rows (routedDecoderGraph). */
     private readonly reserved?: ReservedRows,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
@@ -213,7 +213,7 @@ export class Generator {
       transcript,
       meter,
       random,
-      target: new KvDecoder(this.reserved ? reservedDecoderGraph(sessions.target, this.reserved) : routedDecoderGraph(sessions.target, this.gqaDecode), meter, 'target', 'verify'),
+      target: new KvDecoder(routedDecoderGraph(sessions.target, this.reserved ?? this.gqaDecode), meter, 'target', 'verify'),
       targetChoice: new TokenChooser(sampling, random, meter, 'verify', targetLogits),
     };
     const draftModel = () => new KvDecoder(decoderGraph(sessions.draft!), meter, 'draft', 'draft');
@@ -221,7 +221,7 @@ export class Generator {
       case 'vanilla': {
         // Reserved rows: the rows a reserving vanilla loop holds, the prompt's and every step's (FusedVanilla).
         const reserved = this.reserved;
-        const onPromptFed = reserved && ((rows: number) => void (reserved.totalRows = rows + loopBudget(options.maxNewTokens, this.model.contextLength, rows)));
+        const onPromptFed = reserved && ((rows: number) => void (reserved.totalRows = reservedRowsFor(options.maxNewTokens, this.model.contextLength, rows)));
         try {
           await runVanilla(ctx, onPromptFed);
         } finally {

@@ -114,7 +114,10 @@ class KvGraphRunner {
 /** target.onnx and draft.onnx. */
 export class DecoderSession extends KvGraphRunner {
   async run(step: DecoderStep): Promise<DecoderResult> {
-    const out = await this.session.run(this.feeds(step));
+    return this.result(await this.session.run(this.feeds(step)));
+  }
+
+  protected result(out: ort.InferenceSession.ReturnType): DecoderResult {
     return {
       hidden: asFloatData(out[TARGET_IO.hidden].data, this.dtype),
       argmax: out[TARGET_IO.argmax].data as BigInt64Array,
@@ -139,15 +142,18 @@ export class ReservedDecoderSession extends DecoderSession {
     super(ort, session, kv, dtype, hiddenSize);
   }
 
+  /** The ids 0 … R−1 of the last `runReserved`'s R rows: the same for every step of a generation. */
+  private rowIds?: ort.Tensor;
+
   async runReserved(step: DecoderStep, totalRows: number): Promise<DecoderResult> {
     const past = (step.pastKeys[0]?.length ?? 0) / (this.kv.numKvHeads * this.kv.headDim);
     if (!(past + step.inputIds.length <= totalRows)) throw new Error(`a step over ${past} cached rows does not fit ${totalRows} reserved rows`);
     const feeds = this.feeds(step);
     const { Tensor } = this.ort;
     feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.layout, totalRows - past)), [2 * this.layout.rank]);
-    feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: totalRows }, (_, i) => BigInt(i)), [totalRows]);
-    const out = await this.session.run(feeds);
-    return { hidden: asFloatData(out[TARGET_IO.hidden].data, this.dtype), argmax: out[TARGET_IO.argmax].data as BigInt64Array, ...this.newKv(out) };
+    if (this.rowIds?.dims[0] !== totalRows) this.rowIds = new Tensor('int64', BigInt64Array.from({ length: totalRows }, (_, i) => BigInt(i)), [totalRows]);
+    feeds[LOOP_IO.reservedRowIds] = this.rowIds;
+    return this.result(await this.session.run(feeds));
   }
 }
 

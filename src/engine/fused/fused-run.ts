@@ -146,6 +146,14 @@ export function loopBudget(maxNewTokens: number, contextLength: number, cachedRo
   return Math.min(maxNewTokens - 1, contextLength - cachedRows - 1);
 }
 
+/**
+ * The cache rows a vanilla generation reserves (`--reserve-rows`) once its prompt fills `cachedRows`: those and
+ * one per step the loop may take. The fused loop and the host engine's reserved steps must reserve the same.
+ */
+export function reservedRowsFor(maxNewTokens: number, contextLength: number, cachedRows: number): number {
+  return cachedRows + loopBudget(maxNewTokens, contextLength, cachedRows);
+}
+
 /** One layer's cached rows ([L·kvH·D] values) as a loop input [1,L,kvH,D]. */
 export function cacheTensor(ortModule: Ort, dtype: FloatDType, rows: FloatData, kv: KvShape): ort.Tensor {
   const width = kv.numKvHeads * kv.headDim;

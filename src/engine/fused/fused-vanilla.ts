@@ -16,7 +16,7 @@ import { feedChain, KvDecoder, routedDecoderGraph } from '../decoder.js';
 import type { GenerationResult } from '../engine.js';
 import type { EngineModel } from '../model.js';
 import { summarize } from '../stats.js';
-import { cacheTensor, FusedEngine, LoopSessions, loopBudget, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
+import { cacheTensor, FusedEngine, LoopSessions, loopBudget, reservedRowsFor, runLoop, samplingFeeds, startFused, type FusedOptions, type LoopSessionSettings } from './fused-run.js';
 
 export class FusedVanilla extends FusedEngine {
   private constructor(
@@ -58,6 +58,7 @@ export class FusedVanilla extends FusedEngine {
     // Each step appends one row; the transcript stops by itself at max-new-tokens / context length.
     const steps = loopBudget(options.maxNewTokens, this.model.contextLength, decoder.length);
     const decoded = decoder.length;
+    const reservedRows = reservedRowsFor(options.maxNewTokens, this.model.contextLength, decoded);
     if (!transcript.done && steps > 0) {
       const { Tensor } = this.ort;
       const { numLayers } = target.kv;
@@ -78,10 +79,9 @@ export class FusedVanilla extends FusedEngine {
         if (this.reserved) {
           // R rows for the whole generation, so every chunk runs on the same shapes: the host's caches are padded
           // to R once, and each chunk's final caches (R rows) are fed back as they are.
-          const reserved = decoded + steps;
           feeds[LOOP_IO.cachedRows] = new Tensor('int64', BigInt64Array.of(BigInt(decoded + steps - remaining)), [1]);
-          feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.reserved, reserved - keys[0]!.dims[1]!)), [2 * this.reserved.rank]);
-          feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: reserved }, (_, i) => BigInt(i)), [reserved]);
+          feeds[LOOP_IO.reservePads] = new Tensor('int64', BigInt64Array.from(reservePads(this.reserved, reservedRows - keys[0]!.dims[1]!)), [2 * this.reserved.rank]);
+          feeds[LOOP_IO.reservedRowIds] = new Tensor('int64', BigInt64Array.from({ length: reservedRows }, (_, i) => BigInt(i)), [reservedRows]);
         }
         for (let i = 0; i < numLayers; i++) {
           feeds[LOOP_IO.cacheKey(i)] = keys[i];
