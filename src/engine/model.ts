@@ -10,7 +10,8 @@ import { buildReservedDecodeModel } from '../model/fused/reserved-decode.js';
 import { reservedRowsLayout } from '../model/fused/vanilla-loop.js';
 import { createSessionFromModel } from '../model/fused/loop-session.js';
 import { DecoderSession, ReservedDecoderSession } from '../model/graph-sessions.js';
-import { decodeModel } from '../model/onnx/proto.js';
+import type { FloatDType } from '../model/onnx/dtypes.js';
+import { decodeModel, type ModelProto } from '../model/onnx/proto.js';
 import { loadOrt, type ExecutionProviderChoice, type Ort } from '../model/ort-runtime.js';
 import { endProfiling, ModelSessions, namedSessionOptions, sessionOptions, type SessionTuning } from '../model/session.js';
 import { UserError } from '../util/errors.js';
@@ -78,27 +79,34 @@ export class EngineModel {
    * gqa-decode.ts buildGqaDecodeModel), RoPE tables for the context length. Built on first use.
    */
   gqaDecodeSession(): Promise<DecoderSession> {
-    this.gqaDecode ??= (async () => {
-      const { target, folder } = this.sessions;
-      const path = folder.path(folder.config.target.file);
-      const model = buildGqaDecodeModel(decodeModel(readFileSync(path)), { ...target.kv, dtype: target.dtype }, this.contextLength);
-      const session = await createSessionFromModel(this.ort, model, dirname(path), namedSessionOptions(this.options, 'target_gqa_decode'));
+    this.gqaDecode ??= this.targetVariant('target_gqa_decode', (exported, kv) => buildGqaDecodeModel(exported, kv, this.contextLength), (session) => {
+      const { target } = this.sessions;
       return new DecoderSession(this.ort, session, target.kv, target.dtype, target.hiddenSize);
-    })();
+    });
     return this.gqaDecode;
   }
 
   /** The target's one-token decode steps with reserved cache rows (src/model/fused/reserved-decode.ts), built once. */
   reservedDecodeSession(): Promise<ReservedDecoderSession> {
-    this.reservedDecode ??= (async () => {
-      const { target, folder } = this.sessions;
-      const path = folder.path(folder.config.target.file);
-      const exported = decodeModel(readFileSync(path));
-      const model = buildReservedDecodeModel(exported, { ...target.kv, dtype: target.dtype }, folder.config.vocab_size);
-      const session = await createSessionFromModel(this.ort, model, dirname(path), namedSessionOptions(this.options, 'target_reserved_decode'));
+    const { folder } = this.sessions;
+    this.reservedDecode ??= this.targetVariant('target_reserved_decode', (exported, kv) => buildReservedDecodeModel(exported, kv, folder.config.vocab_size), (session, exported) => {
+      const { target } = this.sessions;
       return new ReservedDecoderSession(this.ort, session, target.kv, target.dtype, target.hiddenSize, reservedRowsLayout(exported));
-    })();
+    });
     return this.reservedDecode;
+  }
+
+  /** A session of a graph built from target.onnx (`build`), loaded with the folder's weights and named `name` in profiles. */
+  private async targetVariant<T>(
+    name: string,
+    build: (exported: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: FloatDType }) => ModelProto,
+    wrap: (session: ort.InferenceSession, exported: ModelProto) => T,
+  ): Promise<T> {
+    const { target, folder } = this.sessions;
+    const path = folder.path(folder.config.target.file);
+    const exported = decodeModel(readFileSync(path));
+    const session = await createSessionFromModel(this.ort, build(exported, { ...target.kv, dtype: target.dtype }), dirname(path), namedSessionOptions(this.options, name));
+    return wrap(session, exported);
   }
 
   /** With profiling on: ends it on every session the model has opened, which writes their trace files. */
