@@ -295,16 +295,30 @@ export interface CacheNames {
 /**
  * A decoder's key and value caches as a Loop carries them (carriedCache), layer by layer, each with the
  * decoder's past input and new-rows output it stands for and how the decoder concatenates it (CacheCarry).
+ *
+ * Options: `headMajor`, the values in which a rewritten decoder extends each layer's key and value head-major
+ * (GroupQueryAttention's presents, gqa-decode.ts), carried instead of the decoder's own concatenations;
+ * `reserve`, carriedCache's reserved rows.
  */
-export function decoderCaches(outer: GraphBuilder, decoder: ReturnType<typeof carriedDecoder>, kv: LoopKvLayout, rows: string, key: CacheNames, value: CacheNames) {
+export function decoderCaches(
+  outer: GraphBuilder,
+  decoder: ReturnType<typeof carriedDecoder>,
+  kv: LoopKvLayout,
+  rows: string,
+  key: CacheNames,
+  value: CacheNames,
+  options: { headMajor?: { key: (layer: number) => string; value: (layer: number) => string }; reserve?: string } = {},
+) {
+  const { headMajor, reserve } = options;
   return Array.from({ length: kv.numLayers }, (_, i) => [
-    { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i) },
-    { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i) },
+    { past: TARGET_IO.pastKey(i), newRows: TARGET_IO.newKey(i), input: key.input(i), body: key.body(i), final: key.final(i), present: headMajor?.key(i) },
+    { past: TARGET_IO.pastValue(i), newRows: TARGET_IO.newValue(i), input: value.input(i), body: value.body(i), final: value.final(i), present: headMajor?.value(i) },
   ])
     .flat()
-    .map((cache) => {
-      const carry = decoder.carries.get(cache.past)!;
-      return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout: carriedLayoutOf(carry), rows }) };
+    .map(({ present, ...cache }) => {
+      const carry: CacheCarry = present === undefined ? decoder.carries.get(cache.past)! : { concat: present, rank: 4 };
+      const layout = present === undefined ? carriedLayoutOf(carry) : 'head-major';
+      return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout, rows, reserve }) };
     });
 }
 

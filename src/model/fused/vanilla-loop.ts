@@ -37,7 +37,7 @@ import { ONNX_DATA_TYPE, type FloatDType } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { GQA_IO, gqaDecodeTarget, ROPE_INV_FREQ, rotaryCaches, type DecodeAttention } from './gqa-decode.js';
-import { addLoop, cacheCarryOf, carriedCache, carriedDecoder, carriedLayoutOf, declareCarried, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
+import { addLoop, cacheCarryOf, carriedDecoder, declareCarried, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables, ROTARY_TABLE_IO } from './rotary-tables.js';
 import { DIM_RESERVED, RESERVED_IO, reservedRowIdShapes, reservedStepMasks, writeRowsInPlace } from './reserved-cache.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
@@ -128,7 +128,7 @@ export function reservePads(layout: { rank: number; rowAxis: number }, extraRows
  * `sampling`, each step draws by inverse CDF with one of the `uniforms` instead of taking the argmax.
  */
 export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, options: VanillaLoopOptions): ModelProto {
-  const { numLayers, numKvHeads, headDim, dtype } = kv;
+  const { numLayers, dtype } = kv;
   const gqa = options.attention === 'gqa';
   if (!(Number.isInteger(options.maxPositions) && options.maxPositions > 0)) throw new Error(`vanilla_loop: maxPositions must be a positive integer, not ${options.maxPositions}`);
   const layers = Array.from({ length: numLayers }, (_, i) => i);
@@ -161,13 +161,15 @@ export function buildVanillaLoopModel(exported: ModelProto, kv: LoopKvLayout, op
     outer.input(LOOP_IO.reservedRowIds, 'int64', [DIM_RESERVED]);
   }
 
-  const caches = layers.flatMap((i) => [
-    { past: TARGET_IO.pastKey(i), input: LOOP_IO.cacheKey(i), body: BODY.key(i), final: LOOP_IO.finalKey(i), newRows: TARGET_IO.newKey(i), present: GQA_IO.presentKey(i) },
-    { past: TARGET_IO.pastValue(i), input: LOOP_IO.cacheValue(i), body: BODY.value(i), final: LOOP_IO.finalValue(i), newRows: TARGET_IO.newValue(i), present: GQA_IO.presentValue(i) },
-  ]).map((cache) => {
-    const carry = gqa ? { concat: cache.present, rank: 4 as const } : decoder.carries.get(cache.past)!;
-    return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype, kv: { numKvHeads, headDim }, layout: gqa ? 'head-major' : carriedLayoutOf(carry), rows: DIM_CACHED, reserve: reserve ? LOOP_IO.reservePads : undefined }) };
-  });
+  const caches = decoderCaches(
+    outer,
+    decoder,
+    kv,
+    DIM_CACHED,
+    { input: LOOP_IO.cacheKey, body: BODY.key, final: LOOP_IO.finalKey },
+    { input: LOOP_IO.cacheValue, body: BODY.value, final: LOOP_IO.finalValue },
+    { headMajor: gqa ? { key: GQA_IO.presentKey, value: GQA_IO.presentValue } : undefined, reserve: reserve ? LOOP_IO.reservePads : undefined },
+  );
   // The rows' ids shaped for the bias's columns and, where the graph writes rows in place, for its write mask.
   const reserved = reservedLayout && outer.scope('reserve', () => reservedRowIdShapes(outer, LOOP_IO.reservedRowIds, gqa ? undefined : reservedLayout.rank));
   if (reserved) for (const value of [LOOP_IO.cachedRows, reserved.columns, ...(reserved.rows ? [reserved.rows] : [])]) b.outerValue(value, 'int64');
