@@ -17,8 +17,6 @@ export interface GraphTree {
   depths: string;
   /** [depth+1, T] int64: row d holds each node's ancestor d levels up (row 0 the node itself, T above the root). */
   ancestors: string;
-  /** [T,T] float32 0/1: row i marks node i and its ancestors. */
-  lineage: string;
   /** T. */
   size: number;
   /** Deepest node's depth. */
