@@ -5,7 +5,7 @@
  * attention (greedy), and the fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved,host+exact,fused+exact]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *        [--no-mem-pattern] [--session-entry KEY=VALUE ...]
  *
@@ -19,7 +19,8 @@
  * Engines: host, fused, auto, and host+gqa / fused+gqa (vanilla only: one-token steps with one
  * GroupQueryAttention per layer, --decode-attention gqa; other methods skip them, and their speedups are
  * also given against fused+gqa); host+reserved, fused+reserved and fused+gqa+reserved (vanilla only: the caches
- * padded to the generation's rows and written in place, so every step has the same shapes, --reserve-rows).
+ * padded to the generation's rows and written in place, so every step has the same shapes, --reserve-rows; the
+ * default on CUDA) and host+exact, fused+exact (vanilla only: caches at their exact length, --no-reserve-rows).
  * Diagnostics: --no-mem-pattern turns off onnxruntime's memory patterns and --session-entry sets session
  * configuration entries, for every session including the fused loops (e.g. to see whether the first attention of
  * a vanilla step, docs/fused-loop.md, costs what it costs because of allocation).
@@ -30,7 +31,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChat } from '../../src/engine/chat-template.js';
-import { Generator, type EngineChoice, type MethodSettings } from '../../src/engine/engine.js';
+import { Generator, reservesRowsByDefault, type EngineChoice, type MethodSettings } from '../../src/engine/engine.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { GenerationTokenizer } from '../../src/engine/text.js';
 import { loadVocabMap } from '../../src/engine/vocab-map.js';
@@ -144,14 +145,15 @@ const firstEngineTokens = new Map<string, Map<number, number[]>>();
 const engineList = flags.engines.split(',');
 /**
  * An engine of the list: an EngineChoice, optionally with vanilla's decode attention ("fused+gqa") and
- * reserved cache rows ("host+reserved", "fused+reserved", "fused+gqa+reserved").
+ * reserved cache rows ("host+reserved", "fused+reserved", "fused+gqa+reserved") or exact ones ("fused+exact").
  */
 const engineSettings = (spec: string): Pick<MethodSettings, 'engine' | 'decodeAttention' | 'reserveRows'> => {
   const [engine, ...options] = spec.split('+');
-  if (options.some((o) => o !== 'gqa' && o !== 'reserved')) {
-    throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa, host+reserved, fused+reserved, fused+gqa+reserved)`);
+  if (options.some((o) => o !== 'gqa' && o !== 'reserved' && o !== 'exact') || (options.includes('reserved') && options.includes('exact'))) {
+    throw new Error(`--engines: ${spec} is not an engine (host, fused, auto, host+gqa, fused+gqa, host+reserved, fused+reserved, fused+gqa+reserved, host+exact, fused+exact)`);
   }
-  return { engine: engine as EngineChoice, decodeAttention: options.includes('gqa') ? 'gqa' : undefined, reserveRows: options.includes('reserved') || undefined };
+  const reserveRows = options.includes('reserved') ? true : options.includes('exact') ? false : undefined;
+  return { engine: engine as EngineChoice, decodeAttention: options.includes('gqa') ? 'gqa' : undefined, reserveRows };
 };
 const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
@@ -173,7 +175,10 @@ for (const spec of flags.methods.split(',')) {
       const differingFromFirst = new Set<number>();
       // Compared with the first engine listed that runs the same decode attention and cache rows (host+gqa for
       // fused+gqa, host+reserved for fused+reserved).
-      const variant = (e: string) => `${engineSettings(e).decodeAttention ?? 'graph'}|${engineSettings(e).reserveRows === true}`;
+      const variant = (e: string) => {
+        const { decodeAttention = 'graph', reserveRows } = engineSettings(e);
+        return `${decodeAttention}|${reserveRows ?? reservesRowsByDefault(model.sessions.ep, decodeAttention)}`;
+      };
       const firstEngine = engineList.find((e) => variant(e) === variant(engine))!;
       const key = `${spec}|${variant(engine)}`;
       if (!firstEngineTokens.has(key)) firstEngineTokens.set(key, new Map());
@@ -200,7 +205,7 @@ for (const spec of flags.methods.split(',')) {
       if (differing.size > 0) equal = false;
       const row: Row = {
         method: spec,
-        engine: [generator.engine, ...(settings.decodeAttention ? [settings.decodeAttention] : []), ...(settings.reserveRows ? ['reserved'] : [])].join('+'),
+        engine: [generator.engine, ...(settings.decodeAttention ? [settings.decodeAttention] : []), ...(settings.reserveRows === true ? ['reserved'] : settings.reserveRows === false ? ['exact'] : [])].join('+'),
         tokensPerSecond,
         tau,
         msPerCycle: (1000 * tau) / tokensPerSecond,
@@ -226,7 +231,7 @@ for (const spec of flags.methods.split(',')) {
   }
 }
 const find = (method: string, engine: string) => rows.find((r) => r.method === method && r.engine === engine);
-for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa'], ['host', 'host+reserved'], ['fused', 'fused+reserved'], ['fused', 'fused+gqa+reserved']]) {
+for (const [engine, vanillaEngine] of [['host', 'host'], ['fused', 'fused'], ['fused', 'fused+gqa'], ['host', 'host+reserved'], ['fused', 'fused+reserved'], ['fused', 'fused+gqa+reserved'], ['host', 'host+exact'], ['fused', 'fused+exact']]) {
   const vanilla = find('vanilla', vanillaEngine);
   const eagle = find('eagle2', engine);
   if (vanillaEngine !== engine && !vanilla) continue;

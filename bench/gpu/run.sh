@@ -197,9 +197,10 @@ for step in "${STEPS[@]}"; do
         # Vanilla on both engines (the roofline), then the speculative methods' cycle cost on the fused one (sps with
         # the shape's draft model: Llama-3.2-1B's for Llama-3-8B). GroupQueryAttention (host+gqa, fused+gqa) is refused
         # on CUDA: onnxruntime 1.29's kernel takes 23-66 ms per step in its first layer on these graphs (docs/fused-loop.md).
-        # host+reserved, fused+reserved: the caches padded to the generation's rows, every step on the same shapes
-        # (--reserve-rows; both engines then compute the same thing, so their tokens are compared with each other).
-        engines=host,fused,host+reserved,fused+reserved
+        # Vanilla reserves its cache rows on CUDA (--reserve-rows, every step on the same shapes; both engines compute
+        # the same thing, so their tokens are compared with each other); host+exact, fused+exact: caches at their exact
+        # length (--no-reserve-rows), compared with each other.
+        engines=host,fused,host+exact,fused+exact
         engines_command "$BIG/model-$ops" --methods vanilla --engines "$engines" --no-stop --limit 4
         "${cmd[@]}" | tee -a "$RESULTS/roofline-$BIG_SHAPE-$ops.txt"
         engines_command "$BIG/model-$ops" --methods eagle2,fr-spec:32768,sps --engines fused --no-stop --limit 4

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { resolveExecutionProvider } from '../model/ort-runtime.js';
-import { FUSED_METHODS, type EngineChoice } from '../engine/engine.js';
+import { FUSED_METHODS, reservesRowsByDefault, type EngineChoice } from '../engine/engine.js';
 import type { DecodeAttention } from '../model/fused/gqa-decode.js';
 import { UserError } from '../util/errors.js';
 import { loadDataset, type Dataset, type DatasetRequest } from './dataset/load.js';
@@ -72,7 +72,7 @@ export async function runBench(request: BenchRequest, deps: BenchDependencies): 
   // Results of the two engines differ in speed, so the engine is part of the device a folder holds.
   const decodeAttention = request.decodeAttention ?? 'graph';
   // …and so is vanilla's decode attention: another vanilla baseline.
-  const device = `${ep}, ${engineLabel(engine, ep)}${decodeAttention === 'gqa' ? ', vanilla decode steps with GroupQueryAttention' : ''}${request.reserveRows ? ', vanilla with reserved cache rows' : ''}`;
+  const device = `${ep}, ${engineLabel(engine, ep)}${decodeAttention === 'gqa' ? ', vanilla decode steps with GroupQueryAttention' : ''}${(request.reserveRows ?? reservesRowsByDefault(ep, decodeAttention)) ? ', vanilla with reserved cache rows' : ''}`;
   const plan: BenchPlan = {
     questions: dataset.questions,
     methods,

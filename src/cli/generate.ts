@@ -92,7 +92,8 @@ export function registerGenerate(program: Command, io: GenerateIo = processIo): 
     .addOption(new Option('--engine <kind>', 'host: one graph run per forward, KV caches on the host; fused: the whole decoding loop inside one ONNX Loop, caches kept by the execution provider (vanilla, eagle2, fr-spec, sps; greedy or sampling); auto: fused on CUDA where it applies, else host').choices([...ENGINES]).default('auto'))
     .option('--chunk <n>', 'fused engine: most new tokens per Loop run (the caches come back between runs; default: the whole generation in one run)', parsePositiveInt('--chunk'))
     .addOption(new Option('--decode-attention <kind>', 'vanilla\'s one-token decode steps, either engine: graph runs the target graph\'s own attention nodes; gqa one GroupQueryAttention node per layer (fewer nodes per step; --ops fused models; CPU only: on CUDA onnxruntime 1.29 spends 23-66 ms per step in its first layer; on fp16 it may pick other tokens than graph where logits nearly tie)').choices([...DECODE_ATTENTIONS]).default('graph'))
-    .option('--reserve-rows', 'vanilla, either engine: the KV caches padded to the generation\'s length on the device and each step\'s row written in place, so every step has the same shapes (faster with the fused engine on CUDA, where the first attention of every step otherwise costs ≈ 2.7 ms at Llama-3-8B shape; both engines give the same tokens with it; on fp16 they may differ from decoding without it where logits nearly tie)')
+    .option('--reserve-rows', 'vanilla, either engine: the KV caches padded to the generation\'s length on the device and each step\'s row written in place, so every step has the same shapes (the default on CUDA, where the first attention of every step otherwise costs ≈ 1–3 ms at Llama-3-8B shape; both engines give the same tokens with it; on fp16 they may differ from decoding without it where logits nearly tie)')
+    .option('--no-reserve-rows', 'vanilla: caches at their exact length, grown by one row per step (the default on the CPU)')
     .option('--json', 'print one JSON record (text, token ids, statistics) instead of streaming text')
     .option('--stats', 'print speed, acceptance, forwards, time split and bytes moved to stderr')
     .option('--profile <dir>', 'onnxruntime session profiling: write each session\'s trace into <dir> and print session.run, kernel and outside-kernel time as shares of wall time (stderr; --json: stats.profile)')
@@ -166,7 +167,7 @@ function jsonRecord(text: string, prompt: number[], result: GenerationResult, ge
     engine: generator.engine,
     ...(flags.chunk !== undefined && { chunk: flags.chunk }),
     ...(flags.decodeAttention !== 'graph' && { decode_attention: flags.decodeAttention }),
-    ...(flags.reserveRows === true && { reserve_rows: true }),
+    ...(generator.reservesRows && { reserve_rows: true }),
     ...((method === 'eagle2' || method === 'fr-spec') && { tree: generator.treeShape }),
     ...((method === 'sps' || method === 'ouroboros') && { gamma: generator.gamma }),
     ...(generator.vocabSubsetSize !== undefined && { vocab_map_size: generator.vocabSubsetSize }),

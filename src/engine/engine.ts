@@ -67,7 +67,8 @@ export interface MethodSettings {
   /**
    * vanilla, either engine: decode steps on caches padded to the generation's rows with each step's row written in
    * place (src/model/fused/reserved-cache.ts, reserved-decode.ts), so every step has the same shapes; both engines
-   * compute the same thing, so their tokens stay equal. Default false.
+   * compute the same thing, so their tokens stay equal. Default: `reservesRowsByDefault` (on CUDA with the graph's
+   * attention, where onnxruntime otherwise spends ≈ 1–3 ms in the first attention of every step).
    */
   reserveRows?: boolean;
   /** eagle2 / fr-spec. */
@@ -98,6 +99,16 @@ export interface GenerationResult {
   stats: GenerationStats;
 }
 
+/**
+ * Whether vanilla reserves its cache rows when MethodSettings.reserveRows is not given: on CUDA with the graph's own
+ * attention. There onnxruntime spent 2.7 ms of an 8.7 ms Llama-3-8B-shape step in the first attention of every step
+ * while the caches grew; with every step's shapes the same, the fused step went from 9.37 to 8.38 ms (H100,
+ * docs/fused-loop.md). The CPU has no such cost and would attend over the unused rows.
+ */
+export function reservesRowsByDefault(ep: string, attention: DecodeAttention): boolean {
+  return ep === 'cuda' && attention === 'graph';
+}
+
 export class Generator {
   /** Ouroboros' pool lives as long as the generator: phrases carry over between prompts (warm start). */
   private readonly pool?: PhrasePool;
@@ -117,6 +128,7 @@ export class Generator {
     private readonly gqaDecode?: DecoderSession,
     /** `--reserve-rows` on the host engine: vanilla's decode steps run on reserved cache rows (routedDecoderGraph). */
     private readonly reserved?: ReservedRows,
+    private readonly reserveRows = false,
   ) {
     if (phrases) this.pool = new PhrasePool(phrases.phraseLength, phrases.poolCapacity);
   }
@@ -159,15 +171,21 @@ export class Generator {
     }
     if (settings.reserveRows && method !== 'vanilla') throw new UserError(`--reserve-rows applies to --method vanilla, not ${method}`);
     if (settings.reserveRows && attention === 'gqa' && !runsFused) throw new UserError('--reserve-rows with --decode-attention gqa runs on the fused engine only');
+    const reserveRows = method === 'vanilla' && (settings.reserveRows ?? reservesRowsByDefault(sessions.ep, attention));
     if (runsFused) {
       const common = { threads: model.threads, profileDir: model.profileDir, strictDevice: settings.strictDevice };
-      fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention, reserveRows: settings.reserveRows })
+      fused = method === 'vanilla' ? await FusedVanilla.create(model, { ...common, attention, reserveRows })
           : method === 'sps' ? await FusedSps.create(model, { ...common, gamma })
           : await FusedEagle.create(model, { ...common, tree, vocabSubset: settings.vocabSubset });
     }
     const gqaDecode = attention === 'gqa' && !fused ? await model.gqaDecodeSession() : undefined;
-    const reserved = settings.reserveRows && !fused ? new ReservedRows(await model.reservedDecodeSession()) : undefined;
-    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode, reserved);
+    const reserved = reserveRows && !fused ? new ReservedRows(await model.reservedDecodeSession()) : undefined;
+    return new Generator(model, method, tree, gamma, phrases.suffixes, head, method === 'ouroboros' ? phrases : undefined, fused, settings.chunk, gqaDecode, reserved, reserveRows);
+  }
+
+  /** Whether vanilla's decode steps run on reserved cache rows (MethodSettings.reserveRows, resolved). */
+  get reservesRows(): boolean {
+    return this.reserveRows;
   }
 
   /** The engine its generations run on (the fused loops decode greedily and sample). */

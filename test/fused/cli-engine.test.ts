@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerGenerate } from '../../src/cli/generate.js';
 import { UserError } from '../../src/util/errors.js';
+import { reservesRowsByDefault } from '../../src/engine/engine.js';
 import { writeModelSet } from '../engine/helpers/model-sets.js';
 import { TINY_VOCAB_SIZE, tinyTokenizerFiles } from '../engine/helpers/tiny-tokenizer.js';
 
@@ -115,9 +116,19 @@ describe('cli: fr-spec generate --engine', () => {
     const plain = JSON.parse((await generate([...args, '--engine', 'host'])).stdout.join('')) as { tokens: number[]; settings: Record<string, unknown> };
     expect(plain.tokens).to.deep.equal(h.tokens); // the CPU rounds alike over the padded rows
     expect(plain.settings).to.not.have.property('reserve_rows');
+    const optedOut = JSON.parse((await generate([...args, '--engine', 'fused', '--no-reserve-rows'])).stdout.join('')) as { tokens: number[]; settings: Record<string, unknown> };
+    expect(optedOut.tokens).to.deep.equal(h.tokens);
+    expect(optedOut.settings).to.not.have.property('reserve_rows');
     const errors = [await generate([...base('eagle2'), '--engine', 'fused', '--reserve-rows'])];
     expect(errors[0].error).to.be.instanceOf(UserError);
     expect(errors[0].error!.message).to.match(/--reserve-rows applies to --method vanilla, not eagle2/);
+  });
+
+  it('reserves cache rows by default on CUDA with the graph\'s attention only (where the first attention of a step is slow)', () => {
+    expect(reservesRowsByDefault('cuda', 'graph')).to.equal(true);
+    expect(reservesRowsByDefault('cuda', 'gqa')).to.equal(false);
+    expect(reservesRowsByDefault('cpu', 'graph')).to.equal(false);
+    expect(reservesRowsByDefault('cpu', 'gqa')).to.equal(false);
   });
 
   it('refuses fused with another method, or --chunk with the host engine', async () => {
