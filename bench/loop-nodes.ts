@@ -5,7 +5,7 @@
  * GPU each node costs host time (launch and bookkeeping) whatever its size, which is what bounds a
  * decode step (docs/fused-loop.md).
  *
- *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens 24]] [--tree 6/10/60] [--gamma 4]
+ *   node --import tsx bench/loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens 24]] [--tree 6/10/60] [--gamma 4] [--nodes PART]
  *
  * Without --run: the Loop bodies as built (ONNX nodes), and an eagle cycle's nodes by part (target verify,
  * EAGLE layer, draft head, draft glue, tree, …). With --run: also the nodes onnxruntime executes
@@ -34,9 +34,9 @@ import { decodeModel, type ModelProto } from '../src/model/onnx/proto.js';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' }, gamma: { type: 'string', default: '4' }, ep: { type: 'string', default: 'cpu' }, 'max-new-tokens': { type: 'string', default: '24' } },
+  options: { run: { type: 'boolean', default: false }, tree: { type: 'string', default: '6/10/60' }, gamma: { type: 'string', default: '4' }, ep: { type: 'string', default: 'cpu' }, 'max-new-tokens': { type: 'string', default: '24' }, nodes: { type: 'string' } },
 });
-const usage = 'usage: loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens N]] [--tree D/K/T] [--gamma N]';
+const usage = 'usage: loop-nodes.ts MODEL_DIR [--run [--ep cpu|cuda] [--max-new-tokens N]] [--tree D/K/T] [--gamma N] [--nodes PART]';
 if (positionals.length !== 1) throw new Error(usage);
 if (flags.ep !== 'cpu' && flags.ep !== 'cuda') throw new Error(`loop-nodes.ts: --ep must be cpu or cuda, not ${flags.ep}`);
 const ep = flags.ep;
@@ -116,6 +116,10 @@ const eagleLoop = config.eagle && buildEagleLoopModel({ target, eagle: read(conf
 if (eagleLoop) {
   report(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.op_type), 'cycle');
   reportParts(`eagle_loop, tree ${flags.tree}, as built`, loopBodyOf(eagleLoop).node.map((n) => n.name ?? ''));
+  // --nodes PART: every body node of that part of the cycle (e.g. "draft glue"), in graph order.
+  if (flags.nodes !== undefined) {
+    for (const node of loopBodyOf(eagleLoop).node.filter((n) => partOf(n.name ?? '') === flags.nodes)) process.stdout.write(`  ${node.op_type.padEnd(22)} ${node.name}\n`);
+  }
 }
 const spsLoop = config.draft && buildSpsLoopModel({ target, draft: read(config.draft.file), targetKv: kv, draftKv: kvOf(config.draft.architecture), gamma, maxPending: CHAIN_CHUNK, contextLength: 4096, vocabSize: config.vocab_size, draftVocabSize: config.draft.architecture.vocab_size });
 if (spsLoop) {
