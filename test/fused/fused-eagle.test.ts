@@ -74,40 +74,69 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     expect(external.length).to.equal(new Set(stored.map((i) => JSON.stringify(i.external_data))).size);
   });
 
-  it('fused operators: the forwards concatenate the carried rows with no Reshape of a cache per cycle', () => {
+  it('fused operators: each Attention extends its carried head-major cache itself, with no Concat or Reshape of a cache', () => {
     const read = (file: string) => decodeModel(readFileSync(join(dirs['fp32, fused ops'], file)));
     const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
     const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
-    const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 }, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
-    const body = loopBodyOf(loop);
-    const readers = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/target_(key|value)_\d+$/.test(i)));
-    expect(readers('Reshape')).to.have.lengthOf(0);
-    expect(readers('Concat')).to.have.lengthOf(2 * config.target.architecture.num_layers);
-    // The EAGLE layer's caches likewise, in each expansion (depth − 1 = 2: the first reads the cache, the second
-    // the cache and the first's rows) and in the catch-up; its next caches are one Slice of the catch-up's Concat.
-    const eagleReaders = (opType: string) => body.node.filter((n) => n.op_type === opType && n.input.some((i) => /^it\/eagle_(key|value)_\d+$/.test(i)));
-    expect(eagleReaders('Reshape')).to.have.lengthOf(0);
+    const targetLayers = config.target.architecture.num_layers;
     const eagleLayers = config.eagle.architecture.num_layers;
-    // Per cache: the graph's Concat in the first expansion and in the catch-up. The second expansion's past is
-    // the first's own concatenation less its padding rows (k = 3 fed as 4 rows): no Concat of the loop's.
-    expect(eagleReaders('Concat')).to.have.lengthOf(2 * eagleLayers * 2);
+    const depth = 3;
+    const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth, topK: 3, tokens: 8 }, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
+    const body = loopBodyOf(loop);
     const producer = (value: string) => body.node.find((n) => n.output.includes(value))!;
-    const secondExpansionConcats = body.node.filter((n) => n.op_type === 'Concat' && n.name.startsWith('@eagle_expand_1/') && n.input.some((i) => producer(i)?.op_type === 'Slice'));
-    expect(secondExpansionConcats).to.have.lengthOf(2 * eagleLayers);
-    for (const concat of secondExpansionConcats) {
-      const slice = producer(concat.input[0]!);
-      expect(slice.op_type).to.equal('Slice');
-      expect(producer(slice.input[0]!).name).to.match(/^@eagle_expand_0\//);
-      expect(producer(slice.input[0]!).op_type).to.equal('Concat');
+    const int64Values = (name: string) => {
+      const tensor = body.initializer.find((t) => t.name === name)!;
+      if (tensor.int64_data?.length) return tensor.int64_data.map(Number);
+      const raw = tensor.raw_data!;
+      return Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
+    };
+    const attentions = body.node.filter((n) => n.op_type === 'Attention');
+    // The verify's layers, and the EAGLE layer's in each of the depth − 1 expansions and the catch-up.
+    expect(attentions).to.have.lengthOf(targetLayers + eagleLayers * depth);
+    for (const attention of attentions) {
+      expect(attention.input, attention.name).to.have.lengthOf(6);
+      expect(attention.output, attention.name).to.have.lengthOf(3);
+      for (const kOrV of attention.input.slice(1, 3)) expect(producer(kOrV).op_type, `${attention.name} reads new rows, not a concatenation`).to.not.equal('Concat');
     }
-    // Body outputs: the condition, root token, root output, generated count, the target's caches, the head's caches, the scans.
-    const first = 4 + 2 * config.target.architecture.num_layers;
+    const cacheReaders = (pattern: RegExp) => body.node.filter((n) => n.input.some((i) => pattern.test(i)));
+    const targetCache = /^it\/target_(key|value)_\d+$/;
+    // The carried target caches are read by the verify's Attention nodes (as their pasts) and one Shape (L, the rows
+    // along axis 2), nothing else.
+    expect(cacheReaders(targetCache).map((n) => n.op_type)).to.deep.equal(['Shape', ...new Array<string>(targetLayers).fill('Attention')]);
+    const rows = cacheReaders(targetCache)[0]!;
+    expect([rows.attribute.find((a) => a.name === 'start')?.i, rows.attribute.find((a) => a.name === 'end')?.i]).to.deep.equal([2, 3]);
+    for (const n of cacheReaders(targetCache).slice(1)) expect(n.input.slice(4).every((i) => targetCache.test(i)), n.name).to.equal(true);
+    // The EAGLE caches: the first expansion's and the catch-up's Attention nodes; the second expansion's past is the
+    // first's present less its padding rows (k = 3 fed as 4 rows), one Slice along the row axis (2, head-major).
+    expect(cacheReaders(/^it\/eagle_(key|value)_\d+$/).map((n) => n.op_type)).to.deep.equal(new Array<string>(2 * eagleLayers).fill('Attention'));
+    const second = attentions.filter((n) => n.name.startsWith('@eagle_expand_1/'));
+    expect(second).to.have.lengthOf(eagleLayers);
+    for (const attention of second) {
+      for (const past of attention.input.slice(4)) {
+        const slice = producer(past);
+        expect(slice.op_type).to.equal('Slice');
+        expect(producer(slice.input[0]!).name).to.match(/^@eagle_expand_0\//);
+        expect(producer(slice.input[0]!).op_type).to.equal('Attention');
+        expect(int64Values(slice.input[3]!), 'the Slice\'s axes').to.deep.equal([2]);
+      }
+    }
+    // Body outputs: the condition, root token, root output, generated count, the target's caches (the verify's
+    // presents, Gathered along the row axis), the head's caches (a Slice of the catch-up's presents), the scans.
+    for (const output of body.output.slice(4, 4 + 2 * targetLayers)) {
+      const gather = producer(output.name);
+      expect(gather.op_type).to.equal('Gather');
+      expect(producer(gather.input[0]!).op_type).to.equal('Attention');
+      expect(gather.attribute.find((a) => a.name === 'axis')?.i).to.equal(2);
+    }
+    const first = 4 + 2 * targetLayers;
     for (const output of body.output.slice(first, first + 2 * eagleLayers)) {
       const slice = producer(output.name);
       expect(slice.op_type).to.equal('Slice');
-      expect(producer(slice.input[0]).op_type).to.equal('Concat');
+      expect(producer(slice.input[0]).op_type).to.equal('Attention');
       expect(slice.input[0]).to.match(/^@eagle_catch_up\//);
     }
+    // The outer graph converts the contract's [1,L,kvH,D] caches to head-major and back, once per run.
+    expect(loop.graph.node.filter((n) => n.op_type === 'Transpose')).to.have.lengthOf(2 * 2 * (targetLayers + eagleLayers));
   });
 
   for (const name of FUSED_MODEL_SETS) {

@@ -7,7 +7,7 @@
  * test/engine/sampling-distribution.test.ts.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Generator, type GenerationResult } from '../../src/engine/engine.js';
@@ -15,6 +15,9 @@ import { FusedSps } from '../../src/engine/fused/fused-sps.js';
 import { EngineModel } from '../../src/engine/model.js';
 import { DEMO_MODEL_DIR } from '../../src/engine/paths.js';
 import { SeededRandom } from '../../src/engine/random.js';
+import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
+import { buildSpsLoopModel } from '../../src/model/fused/sps-loop.js';
+import { decodeModel } from '../../src/model/onnx/proto.js';
 import { writeModelSet } from '../engine/helpers/model-sets.js';
 import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
@@ -71,6 +74,34 @@ describe('fused sps loop: tokens equal the host engine\'s sps (CPU)', function (
       }
     });
   }
+
+  it('fused operators: caches carried head-major, extended by the Attention nodes and cut to the committed rows along axis 2', () => {
+    const read = (file: string) => decodeModel(readFileSync(join(dirs['fp32, fused ops'], file)));
+    const config = JSON.parse(readFileSync(join(dirs['fp32, fused ops'], 'config.json'), 'utf8'));
+    const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
+    const gamma = 3;
+    const loop = buildSpsLoopModel({ target: read('target.onnx'), draft: read('draft.onnx'), targetKv: kv(config.target.architecture), draftKv: kv(config.draft.architecture), gamma, maxPending: 8, contextLength: 64, vocabSize: config.vocab_size, draftVocabSize: config.draft.architecture.vocab_size });
+    const body = loopBodyOf(loop);
+    const producer = (value: string) => body.node.find((n) => n.output.includes(value))!;
+    const attentions = body.node.filter((n) => n.op_type === 'Attention');
+    expect(attentions).to.have.lengthOf(config.target.architecture.num_layers + gamma * config.draft.architecture.num_layers);
+    for (const attention of attentions) {
+      expect(attention.input, attention.name).to.have.lengthOf(6);
+      for (const kOrV of attention.input.slice(1, 3)) expect(producer(kOrV).op_type, attention.name).to.not.equal('Concat');
+    }
+    // Body outputs: the condition, pending, generated, the target's caches, the draft's caches, the scans: each cache
+    // the first rows of an Attention's present (the draft's through the chain's presents), cut along the row axis.
+    const caches = 2 * (config.target.architecture.num_layers + config.draft.architecture.num_layers);
+    for (const output of body.output.slice(3, 3 + caches)) {
+      const slice = producer(output.name);
+      expect(slice.op_type, output.name).to.equal('Slice');
+      expect(producer(slice.input[0]!).op_type, output.name).to.equal('Attention');
+      const axes = body.initializer.find((t) => t.name === slice.input[3])!;
+      const raw = axes.raw_data!;
+      const values = axes.int64_data?.length ? axes.int64_data.map(Number) : Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
+      expect(values, `${output.name}: the Slice's axes`).to.deep.equal([2]);
+    }
+  });
 
   it('stops at the context length like the host engine', async () => {
     const model = await EngineModel.open(dirs.fp32, { ep: 'cpu', threads: 1, contextLength: 26 });

@@ -40,7 +40,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedDecoder, committedBlock, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
+import { addLoop, committedBlock, decoderExtendingCaches, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, rotaryTableInputs, SPECULATIVE_LOOP_IO, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
 import { decoderArgmaxInTwoLevels, topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
 import { nucleus, samplingProbabilities } from './sampling-ops.js';
@@ -137,10 +137,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const body = new GraphBuilder(`${EAGLE_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const shared = new Map<string, string>();
   if (!(Number.isInteger(graphs.contextLength) && graphs.contextLength > 0)) throw new Error(`eagle_loop: contextLength must be a positive integer, not ${graphs.contextLength}`);
-  // The target's and the EAGLE layer's caches are carried in the layout in which their graphs concatenate
-  // them (carriedDecoder); the expansions append their rows in that layout too (scratch rows).
-  const targetDecoder = carriedDecoder(graphs.target, targetKv.numLayers);
-  const eagleDecoder = carriedDecoder(graphs.eagle, eagleKv.numLayers);
+  // The target's and the EAGLE layer's caches are carried head-major where their Attention nodes can extend
+  // them (attention-past.ts: two Concats fewer per layer and forward), else in the layout in which their
+  // graphs concatenate them (carriedDecoder); the expansions append their rows in that layout too (scratch rows).
+  const targetDecoder = decoderExtendingCaches(graphs.target, targetKv);
+  const eagleDecoder = decoderExtendingCaches(graphs.eagle, eagleKv);
   // RoPE reads tables computed once per run (one pair per graph: each has its own inv_freq).
   const targetTabled = rotaryFromTables(targetDecoder.graph, dtype);
   const eagleTabled = rotaryFromTables(eagleDecoder.graph, eagleKv.dtype);
@@ -160,6 +161,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     EAGLE_DIM_CACHED,
     { input: EAGLE_LOOP_IO.targetKey, body: CARRIED.targetKey, final: EAGLE_LOOP_IO.finalTargetKey },
     { input: EAGLE_LOOP_IO.targetValue, body: CARRIED.targetValue, final: EAGLE_LOOP_IO.finalTargetValue },
+    { headMajor: targetDecoder.presents },
   );
   // The EAGLE layer's caches hold the same rows as the target's.
   const eagleCaches = decoderCaches(
@@ -169,6 +171,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     EAGLE_DIM_CACHED,
     { input: EAGLE_LOOP_IO.eagleKey, body: CARRIED.eagleKey, final: EAGLE_LOOP_IO.finalEagleKey },
     { input: EAGLE_LOOP_IO.eagleValue, body: CARRIED.eagleValue, final: EAGLE_LOOP_IO.finalEagleValue },
+    { headMajor: eagleDecoder.presents },
   );
   // The loop-carried values, in the one order the Loop's inputs, the body's inputs and outputs and the
   // Loop's outputs all follow. `outer` undefined: initialized inside the outer graph, never fed or fetched.
@@ -187,7 +190,8 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
   // The rows both caches hold: L.
-  const cachedRows = b.op('Shape', [CARRIED.targetKey(0)], { start: 1, end: 2 }); // [1]
+  const rowAxis = targetCaches[0]!.rowAxis;
+  const cachedRows = b.op('Shape', [CARRIED.targetKey(0)], { start: rowAxis, end: rowAxis + 1 }); // [1]
   const length = b.op('Squeeze', [cachedRows, i64([0])]);
   // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
   const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
@@ -250,7 +254,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       pasts = eagleCaches.map((cache, c) => {
         if (cache.carry.concat === undefined) return b.op('Concat', [pasts[c], kb === k ? expanded[cache.newRows] : firstRows(expanded[cache.newRows], k, 1)], { axis: 1 });
         const concatenated = eagleGraph.valueName(call, cache.carry.concat);
-        return kb === k ? concatenated : b.op('Slice', [concatenated, i64([0]), i64([k - kb]), i64([1])]);
+        return kb === k ? concatenated : b.op('Slice', [concatenated, i64([0]), i64([k - kb]), i64([cache.rowAxis])]);
       });
       const out = kb === k ? expanded[EAGLE_IO.out] : firstRows(expanded[EAGLE_IO.out], k, 1); // [1,k,d]
       const top = runHead(b.op('Reshape', [out, i64([k, d])]), `expand_${e}`);
@@ -347,9 +351,9 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // The verify forward already concatenated each cache with the tree's rows: the next cache is its rows
   // 0 … L−1 and L + (the path's nodes), one Gather instead of a Gather and a Concat.
   const keptRows = b.op('Concat', [b.op('Range', [s64(0), length, s64(1)]), b.op('Add', [committedPath, length])], { axis: 0 }); // [L+n]
-  const committedTargetCaches = targetCaches.map(({ body, carry, newRows }): [string, string] => [
+  const committedTargetCaches = targetCaches.map(({ body, carry, newRows, rowAxis }): [string, string] => [
     body,
-    carry.concat === undefined ? append(body, b.op('Gather', [verified[newRows], committedPath], { axis: 1 })) : b.op('Gather', [targetGraph.valueName(verifyCall, carry.concat), keptRows], { axis: 1 }),
+    carry.concat === undefined ? append(body, b.op('Gather', [verified[newRows], committedPath], { axis: 1 })) : b.op('Gather', [targetGraph.valueName(verifyCall, carry.concat), keptRows], { axis: rowAxis }),
   ]);
 
   // The head catches up on the n committed tokens, paired with the target's features at the path, in
@@ -368,11 +372,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   // The head's next caches: its L cached rows and the n committed ones — the first L + n rows of the graph's
   // own concatenation of cache and the bucketSize(n) fed rows, one Slice.
   const committedLength = b.op('Add', [cachedRows, committedCount]); // [1]: L + n
-  const committedEagleCaches = eagleCaches.map(({ body, carry, newRows }): [string, string] => [
+  const committedEagleCaches = eagleCaches.map(({ body, carry, newRows, rowAxis }): [string, string] => [
     body,
     carry.concat === undefined
       ? append(body, b.op('Slice', [caughtUp[newRows], i64([0]), committedCount, i64([1])]))
-      : b.op('Slice', [eagleGraph.valueName(catchUpCall, carry.concat), i64([0]), committedLength, i64([1])]),
+      : b.op('Slice', [eagleGraph.valueName(catchUpCall, carry.concat), i64([0]), committedLength, i64([rowAxis])]),
   ]);
 
   const next = b.scope('next', () => {

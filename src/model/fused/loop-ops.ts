@@ -7,6 +7,7 @@ import type { InlinableGraph } from '../onnx/inline.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { OnnxAttributeType, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { ATTENTION_PAST_IO, attentionReadingPasts } from './attention-past.js';
 import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
 import { DIM_RESERVED } from './reserved-cache.js';
 import { ROTARY_TABLE_IO } from './rotary-tables.js';
@@ -89,6 +90,16 @@ function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[])
 }
 
 /**
+ * carriedDecoder, or, where the decoder's Attention nodes can extend their caches themselves (attention-past.ts),
+ * that rewritten graph with its presents, which a Loop carries head-major (decoderCaches' `headMajor`).
+ */
+export function decoderExtendingCaches(graph: ModelProto, kv: LoopKvLayout): ReturnType<typeof carriedDecoder> & { presents?: { key: (layer: number) => string; value: (layer: number) => string } } {
+  const rewritten = attentionReadingPasts(graph, kv);
+  if (rewritten === undefined) return carriedDecoder(graph, kv.numLayers);
+  return { graph: rewritten, carries: new Map(), presents: { key: ATTENTION_PAST_IO.presentKey, value: ATTENTION_PAST_IO.presentValue } };
+}
+
+/**
  * How a Loop carries a cache: `token-major` is the contract's [1,L,kvH,D]; `rows` is [1,L,kvH·D] (the
  * fused operators' concatenation, see CacheCarry); `head-major` is [1,kvH,L,D] (GroupQueryAttention's
  * BNSH, gqa-decode.ts).
@@ -97,6 +108,11 @@ export type CarriedCacheLayout = 'token-major' | 'rows' | 'head-major';
 
 export function carriedLayoutOf(carry: CacheCarry): CarriedCacheLayout {
   return carry.rank === 4 ? 'token-major' : 'rows';
+}
+
+/** The axis along which a cache carried in `layout` holds its rows. */
+export function rowAxisOf(layout: CarriedCacheLayout): 1 | 2 {
+  return layout === 'head-major' ? 2 : 1;
 }
 
 /**
@@ -318,7 +334,7 @@ export function decoderCaches(
     .map(({ present, ...cache }) => {
       const carry: CacheCarry = present === undefined ? decoder.carries.get(cache.past)! : { concat: present, rank: 4 };
       const layout = present === undefined ? carriedLayoutOf(carry) : 'head-major';
-      return { ...cache, carry, ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout, rows, reserve }) };
+      return { ...cache, carry, rowAxis: rowAxisOf(layout), ...carriedCache(outer, { ...cache, dtype: kv.dtype, kv, layout, rows, reserve }) };
     });
 }
 

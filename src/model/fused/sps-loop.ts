@@ -35,7 +35,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, carriedDecoder, committedBlock, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
+import { addLoop, committedBlock, declareCarried, declareRunInputs, decoderCaches, decoderExtendingCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
 import { rotaryFromTables } from './rotary-tables.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
 import { drawFrom, nucleus, samplingProbabilities } from './sampling-ops.js';
@@ -98,8 +98,9 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const outer = new GraphBuilder(SPS_LOOP_GRAPH, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const b = new GraphBuilder(`${SPS_LOOP_GRAPH}/body`, { opsetVersion: opset, irVersion: graphs.target.ir_version });
   const shared = new Map<string, string>();
-  const targetDecoder = carriedDecoder(graphs.target, targetKv.numLayers);
-  const draftDecoder = carriedDecoder(graphs.draft, draftKv.numLayers);
+  // Caches carried head-major where the Attention nodes extend them (attention-past.ts), else as the graphs concatenate them.
+  const targetDecoder = decoderExtendingCaches(graphs.target, targetKv);
+  const draftDecoder = decoderExtendingCaches(graphs.draft, draftKv);
   const targetTabled = rotaryFromTables(targetDecoder.graph, targetKv.dtype);
   const draftTabled = rotaryFromTables(draftDecoder.graph, draftKv.dtype);
   const targetGraph = new InlinableGraph(decoderArgmaxInTwoLevels(targetTabled.graph, graphs.vocabSize).model, 'target', outer, shared);
@@ -115,6 +116,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
     DIM_CACHED,
     { input: SPS_LOOP_IO.targetKey, body: CARRIED.targetKey, final: SPS_LOOP_IO.finalTargetKey },
     { input: SPS_LOOP_IO.targetValue, body: CARRIED.targetValue, final: SPS_LOOP_IO.finalTargetValue },
+    { headMajor: targetDecoder.presents },
   );
   const draftCaches = decoderCaches(
     outer,
@@ -123,6 +125,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
     DIM_DRAFT_CACHED,
     { input: SPS_LOOP_IO.draftKey, body: CARRIED.draftKey, final: SPS_LOOP_IO.finalDraftKey },
     { input: SPS_LOOP_IO.draftValue, body: CARRIED.draftValue, final: SPS_LOOP_IO.finalDraftValue },
+    { headMajor: draftDecoder.presents },
   );
   const carried: CarriedValue[] = [
     { outer: SPS_LOOP_IO.pending, body: CARRIED.pending, final: SPS_LOOP_IO.finalPending, dtype: 'int64', shape: ['num_pending'] },
@@ -135,7 +138,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
 
   const i64 = (values: number[]) => b.constant('int64', values);
   const s64 = (value: number) => b.scalar('int64', value);
-  const rowsOf = (cache: string) => b.op('Shape', [cache], { start: 1, end: 2 }); // [1]
+  const rowsOf = (cache: { body: string; rowAxis: number }) => b.op('Shape', [cache.body], { start: cache.rowAxis, end: cache.rowAxis + 1 }); // [1]
   const scalarOf = (value: string) => b.op('Squeeze', [value, i64([0])]);
   const firstRows = (value: string, rows: string, axis: number) => b.op('Slice', [value, i64([0]), rows, i64([axis])]);
   const draftLogits = logitsBeforeArgmax(graphs.draft);
@@ -152,8 +155,8 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   };
 
   // ---- 1. Draft: γ forwards of the draft model ----
-  const targetRows = rowsOf(CARRIED.targetKey(0)); // [1]: L, every committed token but the last
-  const draftRows = rowsOf(CARRIED.draftKey(0)); // [1]: L', the committed tokens the draft has cached
+  const targetRows = rowsOf(targetCaches[0]!); // [1]: L, every committed token but the last
+  const draftRows = rowsOf(draftCaches[0]!); // [1]: L', the committed tokens the draft has cached
   const pendingCount = scalarOf(b.op('Shape', [CARRIED.pending])); // n0 ≥ 1
   const draft = b.scope('draft', () => {
     const tokens: string[] = []; // [1] each
@@ -191,7 +194,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
           return b.op('Concat', [pasts[c]!, fed], { axis: 1 });
         }
         const concatenated = draftGraph.valueName(call, cache.carry.concat);
-        return i === 0 ? firstRows(concatenated, fedRows, 1) : concatenated;
+        return i === 0 ? firstRows(concatenated, fedRows, cache.rowAxis) : concatenated;
       });
       if (i > 0) fedRows = b.op('Add', [fedRows, i64([1])]);
       if (graphs.sampling) {
@@ -262,13 +265,13 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   // ---- 4. Commit ----
   const countRow = b.op('Reshape', [count, i64([1])]);
   const committedTarget = b.op('Add', [targetRows, countRow]); // [1]: L + n + 1 (the chain's first rows are the last token and the accepted drafts)
-  const committedTargetCaches = targetCaches.map(({ body, carry, newRows }): [string, string] => [
+  const committedTargetCaches = targetCaches.map(({ body, carry, newRows, rowAxis }): [string, string] => [
     body,
-    carry.concat === undefined ? b.op('Concat', [body, firstRows(verified[newRows], countRow, 1)], { axis: 1 }) : firstRows(targetGraph.valueName(verifyCall, carry.concat), committedTarget, 1),
+    carry.concat === undefined ? b.op('Concat', [body, firstRows(verified[newRows], countRow, 1)], { axis: 1 }) : firstRows(targetGraph.valueName(verifyCall, carry.concat), committedTarget, rowAxis),
   ]);
   // The draft keeps its rows up to the accepted drafts: min(L' + n0 + γ − 1, L' + n0 + n) rows.
   const draftKept = b.op('Add', [draftRows, b.op('Reshape', [b.op('Add', [pendingCount, b.op('Min', [accept.accepted, s64(gamma - 1)])]), i64([1])])]);
-  const committedDraftCaches = draftCaches.map(({ body }, c): [string, string] => [body, firstRows(draft.pasts[c]!, draftKept, 1)]);
+  const committedDraftCaches = draftCaches.map(({ body, rowAxis }, c): [string, string] => [body, firstRows(draft.pasts[c]!, draftKept, rowAxis)]);
   // Next pending: `next`, after a fully accepted cycle preceded by the last draft (which the draft never fed).
   const allAccepted = b.op('Equal', [accept.accepted, s64(gamma)]);
   const lastDraft = b.op('Slice', [draft.tokens, i64([-1]), i64([gamma]), i64([0])]);
