@@ -5,7 +5,7 @@
  * attention (greedy), and the fraction of the HBM roofline reached.
  *
  *   node --import tsx bench/gpu/engines.ts MODEL_DIR [--ep cuda] [--methods vanilla,eagle2,fr-spec:32768]
- *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved,host+exact,fused+exact]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop]
+ *        [--engines host,fused[,host+gqa,fused+gqa,host+reserved,fused+reserved,fused+gqa+reserved,host+exact,fused+exact]] [--max-new-tokens 256] [--repeats 2] [--bandwidth-gbs 3350] [--no-stop] [--allow-gqa-on-cuda]
  *        [--tree 6/10/60] [--prompts FILE.jsonl] [--limit N] [--strict] [--temperature T [--top-p P]] [--json OUT.json]
  *        [--no-mem-pattern] [--session-entry KEY=VALUE ...]
  *
@@ -23,7 +23,9 @@
  * default on CUDA) and host+exact, fused+exact (vanilla only: caches at their exact length, --no-reserve-rows).
  * Diagnostics: --no-mem-pattern turns off onnxruntime's memory patterns and --session-entry sets session
  * configuration entries, for every session including the fused loops (e.g. to see whether the first attention of
- * a vanilla step, docs/fused-loop.md, costs what it costs because of allocation).
+ * a vanilla step, docs/fused-loop.md, costs what it costs because of allocation). --allow-gqa-on-cuda runs the
+ * +gqa engines on CUDA, which fr-spec refuses (23-66 ms in the first layer of every step), to time them under
+ * onnxruntime's environment switches (e.g. ORT_ENABLE_CUDNN_FLASH_ATTENTION=0, ORT_ENABLE_XQA=1).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.
  */
@@ -54,6 +56,7 @@ const { values: flags, positionals } = parseArgs({
     prompts: { type: 'string' },
     limit: { type: 'string' },
     strict: { type: 'boolean', default: false },
+    'allow-gqa-on-cuda': { type: 'boolean', default: false },
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
     json: { type: 'string' },
@@ -159,7 +162,7 @@ const rows: Row[] = [];
 for (const spec of flags.methods.split(',')) {
   const [method, size] = spec.split(':');
   for (const engine of engineList) {
-    const settings: MethodSettings = { method: method as MethodSettings['method'], ...engineSettings(engine), tree, strictDevice: flags.strict };
+    const settings: MethodSettings = { method: method as MethodSettings['method'], ...engineSettings(engine), tree, strictDevice: flags.strict, allowGqaOnCuda: flags['allow-gqa-on-cuda'] };
     if ((settings.decodeAttention === 'gqa' || settings.reserveRows) && method !== 'vanilla') continue;
     if (method === 'fr-spec') settings.vocabSubset = loadVocabMap(size, { dir, vocabSize: model.config.vocab_size, tokenizerVocabSize: tokenizer.loaded.info.vocabSize }).ids;
     const generator = await Generator.create(model, settings);

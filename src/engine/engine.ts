@@ -58,6 +58,11 @@ export interface MethodSettings {
   /** fused on CUDA: fail instead of placing a node of the Loop on the CPU (timing checks). */
   strictDevice?: boolean;
   /**
+   * Diagnostics (bench/gpu/engines.ts --allow-gqa-on-cuda): run `decodeAttention: 'gqa'` on CUDA despite its
+   * measured cost, to time it under onnxruntime settings that may avoid that cost (docs/fused-loop.md).
+   */
+  allowGqaOnCuda?: boolean;
+  /**
    * vanilla's one-token decode steps, on either engine: 'graph' (default) runs the target graph's own
    * attention nodes; 'gqa' one GroupQueryAttention node per layer (src/model/fused/gqa-decode.ts: fewer
    * nodes per step; fused-operator models, CPU only: onnxruntime 1.29's CUDA kernel is slow on these graphs). Both engines give the same tokens with either;
@@ -166,7 +171,7 @@ export class Generator {
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
       // Measured on H100s (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel failed on a past one row shorter than the
       // present; fed a past with room (one row, or reserved rows) it runs, but its first layer of every step takes 23–66 ms.
-      if (sessions.ep === 'cuda') throw new UserError('--decode-attention gqa does not run usefully on CUDA: onnxruntime 1.29\'s GroupQueryAttention spends 23-66 ms in the first layer of every step on these graphs (measured on an H100); use --decode-attention graph');
+      if (sessions.ep === 'cuda' && !settings.allowGqaOnCuda) throw new UserError('--decode-attention gqa does not run usefully on CUDA: onnxruntime 1.29\'s GroupQueryAttention spends 23-66 ms in the first layer of every step on these graphs (measured on an H100); use --decode-attention graph');
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (settings.reserveRows && method !== 'vanilla') throw new UserError(`--reserve-rows applies to --method vanilla, not ${method}`);
