@@ -102,7 +102,7 @@ export function decoderExtendingCaches(graph: ModelProto, kv: LoopKvLayout): Ret
 /**
  * How a Loop carries a cache: `token-major` is the contract's [1,L,kvH,D]; `rows` is [1,L,kvH·D] (the
  * fused operators' concatenation, see CacheCarry); `head-major` is [1,kvH,L,D] (GroupQueryAttention's
- * BNSH, gqa-decode.ts).
+ * BNSH, gqa-decode.ts, and opset-23 Attention's past and present, attention-past.ts).
  */
 export type CarriedCacheLayout = 'token-major' | 'rows' | 'head-major';
 
