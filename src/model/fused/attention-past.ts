@@ -12,6 +12,8 @@ import { TARGET_IO } from '../llama-graph.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { producersOf } from '../onnx/graph-queries.js';
 import type { ModelProto, NodeProto, ValueInfoProto } from '../onnx/proto.js';
+import { cacheCarryOf, carriedDecoder } from './loop-ops.js';
+import type { LoopKvLayout } from './vanilla-loop.js';
 
 /** The present outputs of a rewritten graph, by layer. */
 export const ATTENTION_PAST_IO = {
@@ -26,14 +28,11 @@ export const ATTENTION_PAST_IO = {
 export function attentionReadingPasts(model: ModelProto, kv: { numLayers: number; numKvHeads: number; headDim: number; dtype: DType }): ModelProto | undefined {
   const { graph } = model;
   const producers = producersOf(graph.node);
-  /** The Concat that appends new rows to `past` (directly or through the contract's Reshape to rows). */
-  const concatOf = (past: string): NodeProto | undefined =>
-    graph.node.find((node) => {
-      if (node.op_type !== 'Concat' || node.input.length !== 2) return false;
-      const first = node.input[0]!;
-      const reshape = producers.get(first);
-      return first === past || (reshape?.op_type === 'Reshape' && reshape.input[0] === past);
-    });
+  /** The Concat that appends new rows to `past` (directly or through the contract's Reshape to rows), as a loop would carry it. */
+  const concatOf = (past: string): NodeProto | undefined => {
+    const { concat } = cacheCarryOf(model, past);
+    return concat === undefined ? undefined : producers.get(concat);
+  };
   const dropped = new Set<NodeProto>();
   const replaced = new Map<NodeProto, NodeProto>();
   for (let layer = 0; layer < kv.numLayers; layer++) {
@@ -69,4 +68,14 @@ export function attentionReadingPasts(model: ModelProto, kv: { numLayers: number
   const read = new Set(node.flatMap((n) => n.input));
   const initializer = graph.initializer.filter((init) => read.has(init.name ?? '') || !([...dropped].some((n) => n.input.includes(init.name ?? ''))));
   return { ...model, graph: { ...graph, node, initializer, input: graph.input.map(headMajor), ...(valueInfo && { value_info: valueInfo }) } };
+}
+
+/**
+ * carriedDecoder, or, where the decoder's Attention nodes can extend their caches themselves (above), that rewritten
+ * graph with its presents, which a Loop carries head-major (loop-ops.ts decoderCaches' `headMajor`).
+ */
+export function decoderExtendingCaches(graph: ModelProto, kv: LoopKvLayout): ReturnType<typeof carriedDecoder> & { presents?: { key: (layer: number) => string; value: (layer: number) => string } } {
+  const rewritten = attentionReadingPasts(graph, kv);
+  if (rewritten === undefined) return carriedDecoder(graph, kv.numLayers);
+  return { graph: rewritten, carries: new Map(), presents: { key: ATTENTION_PAST_IO.presentKey, value: ATTENTION_PAST_IO.presentValue } };
 }

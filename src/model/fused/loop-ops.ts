@@ -7,7 +7,6 @@ import type { InlinableGraph } from '../onnx/inline.js';
 import { ONNX_DATA_TYPE, type DType } from '../onnx/dtypes.js';
 import { intAttributeOf, producersOf } from '../onnx/graph-queries.js';
 import { OnnxAttributeType, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
-import { ATTENTION_PAST_IO, attentionReadingPasts } from './attention-past.js';
 import { ROPE_INV_FREQ, rotaryCaches } from './gqa-decode.js';
 import { DIM_RESERVED } from './reserved-cache.js';
 import { ROTARY_TABLE_IO } from './rotary-tables.js';
@@ -87,16 +86,6 @@ function concatCarriedRowsDirectly(target: ModelProto, pasts: readonly string[])
     return { ...n, input: [reshape.input[0], n.input[1]] };
   });
   return { ...target, graph: { ...target.graph, node } };
-}
-
-/**
- * carriedDecoder, or, where the decoder's Attention nodes can extend their caches themselves (attention-past.ts),
- * that rewritten graph with its presents, which a Loop carries head-major (decoderCaches' `headMajor`).
- */
-export function decoderExtendingCaches(graph: ModelProto, kv: LoopKvLayout): ReturnType<typeof carriedDecoder> & { presents?: { key: (layer: number) => string; value: (layer: number) => string } } {
-  const rewritten = attentionReadingPasts(graph, kv);
-  if (rewritten === undefined) return carriedDecoder(graph, kv.numLayers);
-  return { graph: rewritten, carries: new Map(), presents: { key: ATTENTION_PAST_IO.presentKey, value: ATTENTION_PAST_IO.presentValue } };
 }
 
 /**
