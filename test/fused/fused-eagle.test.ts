@@ -20,7 +20,7 @@ import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/m
 import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
-import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
+import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, int64InitializerValues, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -84,12 +84,6 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth, topK: 3, tokens: 8 }, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
     const body = loopBodyOf(loop);
     const producer = (value: string) => body.node.find((n) => n.output.includes(value))!;
-    const int64Values = (name: string) => {
-      const tensor = body.initializer.find((t) => t.name === name)!;
-      if (tensor.int64_data?.length) return tensor.int64_data.map(Number);
-      const raw = tensor.raw_data!;
-      return Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
-    };
     const attentions = body.node.filter((n) => n.op_type === 'Attention');
     // The verify's layers, and the EAGLE layer's in each of the depth − 1 expansions and the catch-up.
     expect(attentions).to.have.lengthOf(targetLayers + eagleLayers * depth);
@@ -117,7 +111,7 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
         expect(slice.op_type).to.equal('Slice');
         expect(producer(slice.input[0]!).name).to.match(/^@eagle_expand_0\//);
         expect(producer(slice.input[0]!).op_type).to.equal('Attention');
-        expect(int64Values(slice.input[3]!), 'the Slice\'s axes').to.deep.equal([2]);
+        expect(int64InitializerValues(body, slice.input[3]!), 'the Slice\'s axes').to.deep.equal([2]);
       }
     }
     // Body outputs: the condition, root token, root output, generated count, the target's caches (the verify's

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GenerateOptions, GenerationResult } from '../../../src/engine/engine.js';
 import type { FusedOptions } from '../../../src/engine/fused/fused-run.js';
+import type { GraphProto } from '../../../src/model/onnx/proto.js';
 import { writeModelSet, type ModelSetOptions } from '../../engine/helpers/model-sets.js';
 
 export const FUSED_VOCAB = 32;
@@ -67,4 +68,13 @@ export async function expectReproducibleSampling(fused: { generate(prompt: reado
     expect(c.tokens).to.not.deep.equal(a.tokens);
     if (speculative) expect(a.stats.cycles).to.be.below(29);
   }
+}
+
+/** The values of the int64 initializer `name` of `graph` (a Slice's axes, say), whether stored as int64_data or raw bytes. */
+export function int64InitializerValues(graph: GraphProto, name: string): number[] {
+  const tensor = graph.initializer.find((t) => t.name === name);
+  if (!tensor) throw new Error(`no initializer ${name}`);
+  if (tensor.int64_data?.length) return tensor.int64_data.map(Number);
+  const raw = tensor.raw_data!;
+  return Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
 }
