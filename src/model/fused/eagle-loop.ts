@@ -45,7 +45,7 @@ import { decoderExtendingCaches } from './attention-past.js';
 import { rotaryFromTables } from './rotary-tables.js';
 import { decoderArgmaxInTwoLevels, topkInputOf, twoLevelVocabReductions } from './vocab-reductions.js';
 import { nucleus, samplingProbabilities } from './sampling-ops.js';
-import { greedyTreeWalk, samplingTreeWalk, treeLineage, type GraphTree } from './tree-walks.js';
+import { greedyTreeWalk, samplingTreeWalk, treeAncestry, type GraphTree } from './tree-walks.js';
 import type { LoopKvLayout } from './vanilla-loop.js';
 
 export const EAGLE_LOOP_GRAPH = 'eagle_loop';
@@ -194,12 +194,12 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const rowAxis = targetCaches[0]!.rowAxis;
   const cachedRows = b.op('Shape', [CARRIED.targetKey(0)], { start: rowAxis, end: rowAxis + 1 }); // [1]
   const length = b.op('Squeeze', [cachedRows, i64([0])]);
-  // Masks are float 0/1 matrices (and the bias float): every op then has a kernel on CUDA too.
-  const additive = (visible: string) => b.op('Where', [visible, b.scalar('float32', 0), b.scalar('float32', MASKED)]);
-  /** Additive attention bias [1,1,S,L+X]: every cached row, and of the extra columns [S,X] those `visible` (float 0/1) marks. */
-  const biasOf = (rowCount: number, visible: string) => {
+  // Masks are additive float biases (0 or MASKED), built from constants by Gathers and scatters: every op then
+  // has a kernel on CUDA too.
+  /** Additive attention bias [1,1,S,L+X]: every cached row, then the extra columns' additive bias [S,X]. */
+  const biasOf = (rowCount: number, extraColumns: string) => {
     const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1]), b.op('Concat', [i64([rowCount]), cachedRows], { axis: 0 })]);
-    return b.op('Unsqueeze', [b.op('Concat', [cacheColumns, additive(b.op('Greater', [visible, b.scalar('float32', 0.5)]))], { axis: 1 }), i64([0, 1])]);
+    return b.op('Unsqueeze', [b.op('Concat', [cacheColumns, extraColumns], { axis: 1 }), i64([0, 1])]);
   };
   const positionsAt = (offsets: string, count: number) => b.op('Reshape', [b.op('Add', [length, offsets]), i64([1, count])]);
   const clampLogprob = (lp: string) => b.op('Where', [b.op('IsNaN', [lp]), b.scalar('float32', -Infinity), b.op('Min', [lp, b.scalar('float32', 0)])]);
@@ -237,7 +237,8 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
     // Each candidate sees itself among the kb rows of its expansion (a padding row: row 0's), and every cached row.
     const self = b.constant('float32', range(kb * kb).map((x) => (x % kb === (Math.floor(x / kb) < k ? Math.floor(x / kb) : 0) ? 0 : MASKED)), [1, 1, kb, kb]);
     const cacheColumns = b.op('Expand', [b.constant('float32', [0], [1, 1, 1, 1]), b.op('Concat', [i64([1, 1, kb]), cachedRows], { axis: 0 })]); // [1,1,kb,L]
-    const kRange = b.constant('int64', range(k), [1, 1, 1, k]);
+    // Row r < k of an expansion sees only its own scratch row r among that expansion's k kept rows.
+    const ownRow = b.constant('float32', range(kb * k).map((x) => (x % k === Math.floor(x / k) ? 0 : MASKED)), [1, 1, kb, k]);
     const lengthRow = b.op('Reshape', [length, i64([1, 1])]);
     for (let e = 0; e < depth - 1; e++) {
       const inputs: Record<string, string> = {
@@ -271,14 +272,15 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
       const parentRow = b.op('Div', [bestPadded, s64(k)]); // the row of this expansion each next frontier node hangs off
       inputIds = b.op('Gather', [childTokens, bestPadded], { axis: 1 });
       feature = b.op('Gather', [out, parentRow], { axis: 1 });
-      // A frontier node sees its parent's ancestors and its parent (one of this expansion's k rows).
-      const parent = additive(b.op('Equal', [b.op('Unsqueeze', [parentRow, i64([0, 1, 3])]), kRange]));
-      ancestors = ancestors === undefined ? parent : b.op('Concat', [b.op('Gather', [ancestors, parentRow], { axis: 2 }), parent], { axis: 3 });
+      // A frontier node sees its parent's ancestors and its parent (one of this expansion's k rows): the
+      // parent's row of [ancestors ‖ ownRow], one Gather.
+      ancestors = b.op('Gather', [ancestors === undefined ? ownRow : b.op('Concat', [ancestors, ownRow], { axis: 3 }), parentRow], { axis: 2 });
     }
-    // Candidate c's parent: −1 for the root's k; else node j of a level's frontier when c is among that
-    // node's k children, read from one table: −1, the root's candidates, then each TopK's picks as global indices.
+    // Candidate c's parent: N (no candidate: the root) for the root's k; else node j of a level's frontier when c
+    // is among that node's k children, read from one table: N, the root's candidates, then each TopK's picks as
+    // global indices.
     const slots = range(N).map((c) => (c < k ? 0 : 1 + Math.floor((c - k) / k)));
-    const fixedParents = [-1, ...range(k)];
+    const fixedParents = [N, ...range(k)];
     const parents =
       picks.length === 0
         ? i64(slots.map((slot) => fixedParents[slot]!))
@@ -290,26 +292,26 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const treeOf = b.scope('tree', () => {
     const chosenCount = i64([T - 1]);
     const [, bestIndices] = b.node('TopK', [draft.scores, chosenCount], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
-    const [ascending] = b.node('TopK', [b.op('Cast', [bestIndices], { to: ONNX_DATA_TYPE.float32 }), chosenCount], { outputs: 2, attributes: { axis: 0, largest: 0, sorted: 1 } });
-    const chosen = b.op('Cast', [ascending], { to: ONNX_DATA_TYPE.int64 });
+    // The chosen candidates in candidate order: the smallest indices first (TopK over int64 indices).
+    const [chosen] = b.node('TopK', [bestIndices, chosenCount], { outputs: 2, attributes: { axis: 0, largest: 0, sorted: 1 } });
     const candidateDepths = i64(range(N).map((c) => (c < k ? 1 : 2 + Math.floor((c - k) / (k * k)))));
     const parentCandidate = b.op('Gather', [draft.parents, chosen], { axis: 0 });
     // Node of each chosen candidate's parent: 1 + its place among the chosen, read from a table indexed by
-    // candidate (0 for the root's children, whose parent is −1 → the table's last entry, and for a parent
-    // not chosen). Gathers and a scatter: CUDA's ReduceMax and small fp32 MatMuls cost far more per node.
+    // candidate (0 for the root's children, whose parent is the table's last entry N, and for a parent not
+    // chosen). Gathers and a scatter: CUDA's ReduceMax and small fp32 MatMuls cost far more per node.
     const nodeOfCandidate = b.op('ScatterElements', [b.constant('int64', new Array<number>(N + 1).fill(0)), chosen, i64(range(T - 1).map((i) => i + 1))], { axis: 0 });
-    const parentNode = b.op('Gather', [nodeOfCandidate, b.op('Where', [b.op('Less', [parentCandidate, s64(0)]), s64(N), parentCandidate])], { axis: 0 });
+    const parentNode = b.op('Gather', [nodeOfCandidate, parentCandidate], { axis: 0 });
     const tokens = b.op('Concat', [CARRIED.rootToken, b.op('Gather', [draft.tokens, chosen], { axis: 0 })], { axis: 0 });
-    const parents = b.op('Concat', [i64([-1]), parentNode], { axis: 0 });
+    const parents = b.op('Concat', [i64([0]), parentNode], { axis: 0 }); // the root is its own parent
     const depths = b.op('Concat', [i64([0]), b.op('Gather', [candidateDepths, chosen], { axis: 0 })], { axis: 0 });
-    const { ancestors, lineage } = treeLineage(b, parents, T, depth);
-    return { tokens, parents, depths, ancestors, lineage };
+    const { ancestors, bias } = treeAncestry(b, parents, T, depth, MASKED);
+    return { tokens, parents, depths, ancestors, bias };
   });
 
   // ---- 2. Verify (T tree nodes, padded to bucketSize(T) rows as the host pads them) ----
   const Tb = bucketSize(T);
   const padTree = (value: string) => (Tb === T ? value : b.op('Gather', [value, padIndex(T)], { axis: 0 }));
-  const treeColumns = Tb === T ? treeOf.lineage : b.op('Concat', [treeOf.lineage, b.constant('float32', new Array<number>(T * (Tb - T)).fill(0), [T, Tb - T])], { axis: 1 });
+  const treeColumns = Tb === T ? treeOf.bias : b.op('Concat', [treeOf.bias, b.constant('float32', new Array<number>(T * (Tb - T)).fill(MASKED), [T, Tb - T])], { axis: 1 });
   const verifyInputs: Record<string, string> = {
     [TARGET_IO.inputIds]: b.op('Reshape', [padTree(treeOf.tokens), i64([1, Tb])]),
     [TARGET_IO.positionIds]: positionsAt(padTree(treeOf.depths), Tb),

@@ -11,11 +11,11 @@ import { drawFrom } from './sampling-ops.js';
 export interface GraphTree {
   /** [T] int64. */
   tokens: string;
-  /** [T] int64, −1 for the root. */
+  /** [T] int64; the root is its own parent (0). */
   parents: string;
   /** [T] int64, 0 for the root. */
   depths: string;
-  /** [depth+1, T] int64: row d holds each node's ancestor d levels up (row 0 the node itself, T above the root). */
+  /** [T, depth+1] int64: column d holds each node's ancestor d levels up (column 0 the node itself, the root above the root). */
   ancestors: string;
   /** T. */
   size: number;
@@ -35,46 +35,45 @@ export interface GraphWalk {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
- * A tree's ancestors by repeated Gathers of the parent table, and its lineage (ancestor-or-self) matrix
- * from them: small Gathers, one Equal and one ReduceSum, where powers of the parent matrix would take a
- * chain of small fp32 MatMuls (slow per node on CUDA).
+ * A tree's ancestors by repeated Gathers of the parent table, and the additive attention bias of its
+ * verify (0 where a column is the row's ancestor or itself, else `masked`) by one scatter of zeros at
+ * each node's ancestors. The root being its own parent, a chain that passes the root stays there, and
+ * every node sees the root anyway. Gathers and a scatter: onnxruntime's CUDA reductions (ReduceSum,
+ * ArgMax) and small fp32 MatMuls cost far more host time per node.
  *
- * @param parents [T] int64, −1 for the root
+ * @param parents [T] int64, the root its own parent
  */
-export function treeLineage(b: GraphBuilder, parents: string, size: number, depth: number): { ancestors: string; lineage: string } {
-  const above = b.scalar('int64', size);
-  // Parent of each node, the root's and the sentinel's being the sentinel T.
-  const parentOrAbove = b.op('Concat', [b.op('Where', [b.op('Less', [parents, b.scalar('int64', 0)]), above, parents]), b.constant('int64', [size])], { axis: 0 });
-  const rows = [b.constant('int64', range(size), [1, size])];
-  for (let d = 1; d <= depth; d++) rows.push(b.op('Gather', [parentOrAbove, rows[d - 1]!], { axis: 0 }));
-  const ancestors = rows.length === 1 ? rows[0]! : b.op('Concat', rows, { axis: 0 });
-  const isAncestor = b.op('Equal', [b.op('Unsqueeze', [ancestors, b.constant('int64', [2])]), b.constant('int64', range(size), [1, 1, size])]); // [depth+1,T,T]
-  const lineage = b.op('ReduceSum', [b.op('Cast', [isAncestor], { to: ONNX_DATA_TYPE.float32 }), b.constant('int64', [0])], { keepdims: 0 });
-  return { ancestors, lineage };
+export function treeAncestry(b: GraphBuilder, parents: string, size: number, depth: number, masked: number): { ancestors: string; bias: string } {
+  const columns = [b.constant('int64', range(size), [size, 1])];
+  for (let d = 1; d <= depth; d++) columns.push(b.op('Gather', [parents, columns[d - 1]!], { axis: 0 }));
+  const ancestors = columns.length === 1 ? columns[0]! : b.op('Concat', columns, { axis: 1 });
+  const hidden = b.constant('float32', new Array<number>(size * size).fill(masked), [size, size]);
+  const bias = b.op('ScatterElements', [hidden, ancestors, b.constant('float32', new Array<number>(size * (depth + 1)).fill(0), [size, depth + 1])], { axis: 1 });
+  return { ancestors, bias };
 }
 
 /**
  * greedyWalk: a node is accepted when every node on its path (root excluded) is its parent's argmax;
- * siblings are distinct, so the accepted nodes form one path, and its deepest node gives the bonus.
+ * siblings are distinct, so the accepted nodes form one path. Nodes are in candidate order, whose depth
+ * never decreases, so the path's deepest node is the accepted node of the highest index; it gives the bonus.
+ * Its reductions are TopKs (K = 1), cheaper per node on CUDA than onnxruntime's ReduceSum and ArgMax.
  */
 export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string): GraphWalk {
   const i64 = (values: number[]) => b.constant('int64', values);
-  const wantedHere = b.op('Gather', [argmax, b.op('Max', [tree.parents, b.scalar('int64', 0)])], { axis: 0 });
+  const wantedHere = b.op('Gather', [argmax, tree.parents], { axis: 0 });
   const isRoot = b.constant('bool', range(tree.size).map((i) => i === 0));
-  const matches = b.op('Or', [b.op('Equal', [tree.tokens, wantedHere]), isRoot]);
-  // Misses on each node's path: its ancestors' misses summed (the sentinel above the root misses nothing).
-  const missesOrAbove = b.op('Concat', [b.op('Cast', [b.op('Not', [matches])], { to: ONNX_DATA_TYPE.float32 }), b.constant('float32', [0])], { axis: 0 });
-  const misses = b.op('ReduceSum', [b.op('Gather', [missesOrAbove, tree.ancestors], { axis: 0 }), i64([0])], { keepdims: 0 });
-  const accepted = b.op('Less', [misses, b.scalar('float32', 0.5)]);
-  const depthF = b.op('Cast', [tree.depths], { to: ONNX_DATA_TYPE.float32 });
-  const deepest = b.op('ArgMax', [b.op('Where', [accepted, depthF, b.scalar('float32', -1)])], { axis: 0, keepdims: 0 });
+  const misses = b.op('Cast', [b.op('Not', [b.op('Or', [b.op('Equal', [tree.tokens, wantedHere]), isRoot])])], { to: ONNX_DATA_TYPE.float32 });
+  // A miss anywhere on a node's path (the root, its own ancestor above itself, never misses).
+  const [worstOnPath] = b.node('TopK', [b.op('Gather', [misses, tree.ancestors], { axis: 0 }), i64([1])], { outputs: 2, attributes: { axis: 1, largest: 1, sorted: 1 } }); // [T,1]
+  const key = b.op('Where', [b.op('Less', [worstOnPath, b.scalar('float32', 0.5)]), b.constant('float32', range(tree.size), [tree.size, 1]), b.scalar('float32', -1)]);
+  const [, deepestAt] = b.node('TopK', [key, i64([1])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } }); // [1,1]
+  const deepest = b.op('Reshape', [deepestAt, i64([])]);
   const deepestDepth = b.op('Gather', [tree.depths, deepest], { axis: 0 });
   const count = b.op('Add', [deepestDepth, b.scalar('int64', 1)]);
-  // The node at depth l is the deepest node's ancestor deepestDepth − l levels up; the root past the path.
+  // The node at depth l is the deepest node's ancestor deepestDepth − l levels up. Past the path that is
+  // negative: Gather reads it from the end of the ancestor row, more than depth levels up, the root.
   const levelsUp = b.op('Sub', [deepestDepth, i64(range(tree.depth + 1))]);
-  const lineOfDeepest = b.op('Gather', [tree.ancestors, deepest], { axis: 1 }); // [depth+1]
-  const onPath = b.op('Gather', [lineOfDeepest, b.op('Max', [levelsUp, b.scalar('int64', 0)])], { axis: 0 });
-  const pathNodes = b.op('Where', [b.op('Less', [levelsUp, b.scalar('int64', 0)]), b.scalar('int64', 0), onPath]);
+  const pathNodes = b.op('Gather', [b.op('Gather', [tree.ancestors, deepest], { axis: 0 }), levelsUp], { axis: 0 });
   return { pathNodes, count, next: b.op('Gather', [argmax, deepest], { axis: 0 }) };
 }
 
@@ -97,7 +96,8 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
   const at = (vector: string, index: number) => b.op('Gather', [vector, s64(index)], { axis: 0 });
   const vocab = b.op('Squeeze', [b.op('Shape', [probs], { start: 1, end: 2 }), i64([0])]);
   const kk = Math.min(topK, tree.size);
-  const nodeKey = b.constant('float32', range(tree.size).map((i) => -i));
+  // Lower node index first; the root (its own parent) is never a valid child.
+  const nodeKey = b.constant('float32', range(tree.size).map((i) => (i === 0 ? -1e9 : -i)));
   const childOrder = b.constant('int64', range(kk));
   let current = s64(0);
   let done = b.constant('bool', [false], []);
