@@ -148,13 +148,24 @@ export function carriedCache(
 /**
  * [] bool: no id of `tokens` ([N] int64) is one of `stopIds` ([K] int64, K may be 0). A −2 appended to
  * the stop ids never equals a token (nor the −1 padding of a committed block) and keeps the reduced
- * axis non-empty: CUDA's ReduceSum refuses an empty axis without keepdims.
+ * axis non-empty. The "any" is a TopK (K = 1) over the matches: on CUDA onnxruntime's ReduceSum and
+ * ArgMax cost far more per node (docs/fused-loop.md).
  */
 export function noStopIdAmong(b: GraphBuilder, tokens: string, stopIds: string): string {
   const stops = b.op('Concat', [stopIds, b.constant('int64', [-2])], { axis: 0 });
-  const matches = b.op('Equal', [b.op('Unsqueeze', [tokens, b.constant('int64', [1])]), b.op('Unsqueeze', [stops, b.constant('int64', [0])])]);
-  const hits = b.op('ReduceSum', [b.op('Cast', [matches], { to: ONNX_DATA_TYPE.int64 })], { keepdims: 0 });
-  return b.op('Equal', [hits, b.scalar('int64', 0)]);
+  const matches = b.op('Equal', [b.op('Unsqueeze', [tokens, b.constant('int64', [1])]), stops]); // [N, K+1]
+  const [anyMatch] = b.node('TopK', [b.op('Reshape', [b.op('Cast', [matches], { to: ONNX_DATA_TYPE.float32 }), b.constant('int64', [-1])]), b.constant('int64', [1])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+  return b.op('Reshape', [b.op('Less', [anyMatch, b.scalar('float32', 0.5)]), b.constant('int64', [])]);
+}
+
+/**
+ * [] int64: the index of the first maximum of `values` ([N] float32), ArgMax's answer (select_last_index 0)
+ * from a TopK (K = 1), which orders equal values lower index first: on CUDA onnxruntime's ArgMax costs far
+ * more per node.
+ */
+export function firstMaxIndex(b: GraphBuilder, values: string): string {
+  const [, index] = b.node('TopK', [values, b.constant('int64', [1])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+  return b.op('Reshape', [index, b.constant('int64', [])]);
 }
 
 /** One loop-carried value: its outer input (absent: starts from `initial`), body name and final output. */

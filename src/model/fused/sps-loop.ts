@@ -35,7 +35,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
 import { InlinableGraph } from '../onnx/inline.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { addLoop, committedBlock, declareCarried, declareRunInputs, decoderCaches, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
+import { addLoop, committedBlock, declareCarried, declareRunInputs, decoderCaches, firstMaxIndex, LOOP_BODY, logitsBeforeArgmax, noStopIdAmong, paddedChain, SPECULATIVE_LOOP_IO, rotaryTableInputs, type CarriedValue } from './loop-ops.js';
 import { decoderExtendingCaches } from './attention-past.js';
 import { rotaryFromTables } from './rotary-tables.js';
 import { decoderArgmaxInTwoLevels } from './vocab-reductions.js';
@@ -234,7 +234,7 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const accept = b.scope('accept', () => {
     /** The first index at which `rejected` ([γ] bool) is true, or γ: the accepted drafts. */
     const leadingAccepted = (rejected: string) =>
-      b.op('ArgMax', [b.op('Concat', [b.op('Cast', [rejected], { to: ONNX_DATA_TYPE.float32 }), b.constant('float32', [1])], { axis: 0 })], { axis: 0, keepdims: 0 });
+      firstMaxIndex(b, b.op('Concat', [b.op('Cast', [rejected], { to: ONNX_DATA_TYPE.float32 }), b.constant('float32', [1])], { axis: 0 }));
     if (!graphs.sampling) {
       const argmax = b.op('Slice', [b.op('Reshape', [verified[TARGET_IO.argmax], i64([-1])]), i64([0]), i64([S]), i64([0])]); // [γ+1]
       const accepted = leadingAccepted(b.op('Not', [b.op('Equal', [draft.tokens, b.op('Slice', [argmax, i64([0]), i64([gamma]), i64([0])])])]));

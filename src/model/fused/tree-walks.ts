@@ -120,8 +120,10 @@ export function samplingTreeWalk(b: GraphBuilder, tree: GraphTree, probs: string
     const childUniforms = b.op('Slice', [levelUniforms, i64([0]), i64([kk]), i64([0])]);
     const passes = b.op('And', [valid, b.op('Less', [b.op('Mul', [childUniforms, remaining]), childProbs])]);
     const passesF = b.op('Cast', [passes], { to: ONNX_DATA_TYPE.float32 });
-    const accepted = b.op('Greater', [b.op('ReduceMax', [passesF, i64([0])], { keepdims: 0 }), b.scalar('float32', 0.5)]);
-    const firstPass = b.op('ArgMax', [passesF], { axis: 0, keepdims: 0 }); // the first one: select_last_index 0
+    // Whether any passes, and the first one: one TopK (K = 1; equal values lower index first).
+    const [bestPass, bestPassAt] = b.node('TopK', [passesF, i64([1])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } });
+    const accepted = b.op('Greater', [b.op('Reshape', [bestPass, i64([])]), b.scalar('float32', 0.5)]);
+    const firstPass = b.op('Reshape', [bestPassAt, i64([])]);
     const acceptedNode = b.op('Gather', [children, firstPass], { axis: 0 });
     // Rejected: the valid children before the accepted one, or every valid child when none passes.
     const triedBefore = b.op('Or', [b.op('Less', [childOrder, firstPass]), b.op('Not', [accepted])]);
