@@ -24,7 +24,7 @@
  * Diagnostics: --no-mem-pattern turns off onnxruntime's memory patterns and --session-entry sets session
  * configuration entries, for every session including the fused loops (e.g. to see whether the first attention of
  * a vanilla step, docs/fused-loop.md, costs what it costs because of allocation). --allow-gqa-on-cuda runs the
- * +gqa engines on CUDA, which fr-spec refuses (23-66 ms in the first layer of every step), to time them under
+ * +gqa engines on CUDA, which fr-spec refuses unless ORT_ENABLE_CUDNN_FLASH_ATTENTION=0 (its cuDNN path: 23-66 ms in the first layer of every step), to time them under
  * onnxruntime's environment switches (e.g. ORT_ENABLE_CUDNN_FLASH_ATTENTION=0, ORT_ENABLE_XQA=1).
  * Prompts: --prompts takes a Spec-Bench-style JSONL (first turn of each line's "turns", or "prompt");
  * default: four built-in prompts. Chat template applied.

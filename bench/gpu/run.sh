@@ -161,8 +161,9 @@ for step in "${STEPS[@]}"; do
         folder=$RUN/model; suffix=-fused-ops
         [ "$ops" = standard ] && { folder=$RUN/model-standard; suffix=""; }
         [ -d "$folder" ] || { echo "bench/gpu/run.sh: no $folder (run the export step)" >&2; exit 2; }
-        # (host+gqa and fused+gqa, vanilla's decode steps with GroupQueryAttention, are refused on CUDA for now:
-        # onnxruntime 1.29's kernel takes 23-66 ms per step in its first layer on these graphs, docs/fused-loop.md.)
+        # (host+gqa and fused+gqa, vanilla's decode steps with GroupQueryAttention, are left out on CUDA: onnxruntime
+        # 1.29's cuDNN path takes 23-66 ms per step in its first layer on these graphs, and with
+        # ORT_ENABLE_CUDNN_FLASH_ATTENTION=0 the kernel is no faster than the graph's attention; docs/fused-loop.md.)
         engines=host,fused
         engines_command "$folder" --methods vanilla,eagle2,fr-spec:32768,sps --engines "$engines" --limit 8 --json "$RESULTS/engines$suffix.json"
         "${cmd[@]}" | tee "$RESULTS/engines$suffix.txt"
@@ -195,8 +196,9 @@ for step in "${STEPS[@]}"; do
       gbs=$(bandwidth)
       for ops in $BIG_OPS; do
         # Vanilla on both engines (the roofline), then the speculative methods' cycle cost on the fused one (sps with
-        # the shape's draft model: Llama-3.2-1B's for Llama-3-8B). GroupQueryAttention (host+gqa, fused+gqa) is refused
-        # on CUDA: onnxruntime 1.29's kernel takes 23-66 ms per step in its first layer on these graphs (docs/fused-loop.md).
+        # the shape's draft model: Llama-3.2-1B's for Llama-3-8B). GroupQueryAttention (host+gqa, fused+gqa) is left out
+        # on CUDA: its cuDNN path takes 23-66 ms per step in its first layer, and without it (ORT_ENABLE_CUDNN_FLASH_ATTENTION=0)
+        # it is no faster than the graph's attention (docs/fused-loop.md).
         # Vanilla reserves its cache rows on CUDA (--reserve-rows, every step on the same shapes; both engines compute
         # the same thing, so their tokens are compared with each other); host+exact, fused+exact: caches at their exact
         # length (--no-reserve-rows), compared with each other.

@@ -170,8 +170,12 @@ export class Generator {
       if (sessions.folder.config.ops !== 'fused') throw new UserError(`--decode-attention gqa needs a model exported with --ops fused; ${sessions.folder.path('config.json')} says ops ${sessions.folder.config.ops ?? 'standard'}`);
       // onnxruntime's GroupQueryAttention kernels: CUDA's take fp16 (and bf16) only, the CPU's a head size that is a multiple of 16.
       // Measured on H100s (docs/fused-loop.md): onnxruntime 1.29's CUDA kernel failed on a past one row shorter than the
-      // present; fed a past with room (one row, or reserved rows) it runs, but its first layer of every step takes 23–66 ms.
-      if (sessions.ep === 'cuda' && !settings.allowGqaOnCuda) throw new UserError('--decode-attention gqa does not run usefully on CUDA: onnxruntime 1.29\'s GroupQueryAttention spends 23-66 ms in the first layer of every step on these graphs (measured on an H100); use --decode-attention graph');
+      // present; fed a past with room (one row, or reserved rows) it runs, but its first layer of every step takes 23–66 ms
+      // in its cuDNN flash-attention path (SM ≥ 90). With that path off it runs as fast as the graph's attention, no faster.
+      const cudnnFlashOff = process.env.ORT_ENABLE_CUDNN_FLASH_ATTENTION === '0';
+      if (sessions.ep === 'cuda' && !settings.allowGqaOnCuda && !cudnnFlashOff) {
+        throw new UserError('--decode-attention gqa on CUDA needs ORT_ENABLE_CUDNN_FLASH_ATTENTION=0 in the environment: otherwise onnxruntime 1.29\'s GroupQueryAttention takes its cuDNN path, which spends 23-66 ms in the first layer of every step (H100); with it off gqa is no faster than --decode-attention graph (8.50 ms per step at Llama-3-8B shape)');
+      }
       if (sessions.ep === 'cpu' && sessions.target.kv.headDim % 16 !== 0) throw new UserError(`--decode-attention gqa on the CPU needs a head size that is a multiple of 16 (onnxruntime's CPU GroupQueryAttention); this model's is ${sessions.target.kv.headDim}`);
     }
     if (settings.reserveRows && method !== 'vanilla') throw new UserError(`--reserve-rows applies to --method vanilla, not ${method}`);
