@@ -18,22 +18,13 @@ import { buildSpsLoopModel } from '../../src/model/fused/sps-loop.js';
 import { buildVanillaLoopModel } from '../../src/model/fused/vanilla-loop.js';
 import { greedyTreeWalk, treeAncestry } from '../../src/model/fused/tree-walks.js';
 import { GraphBuilder } from '../../src/model/onnx/builder.js';
-import { decodeModel, encodeModel, type ModelProto } from '../../src/model/onnx/proto.js';
+import { decodeModel, type ModelProto } from '../../src/model/onnx/proto.js';
 import { loadOrt } from '../../src/model/ort-runtime.js';
 import { tinyFusedModelSets } from './helpers/fused-cases.js';
+import { runGraph } from './helpers/run-graph.js';
 
 const ort = loadOrt();
 const int64 = (values: readonly number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), [values.length]);
-
-async function run(model: ModelProto, feeds: Record<string, unknown>): Promise<Record<string, number[]>> {
-  const session = await ort.InferenceSession.create(encodeModel(model));
-  try {
-    const out = await session.run(feeds as never);
-    return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, Array.from(t.data as ArrayLike<number | bigint>, Number)]));
-  } finally {
-    await session.release();
-  }
-}
 
 /** A draft tree of `size` nodes, at most `depth` deep, in the loop's order: each level's nodes after the previous level's. */
 function randomTree(random: SeededRandom, size: number, depth: number, vocab: number): TokenTree {
@@ -85,7 +76,7 @@ describe('fused tree ops: ancestry bias and greedy walk (CPU)', () => {
           const children = tree.parents.flatMap((p, c) => (p === node ? [c] : []));
           return children.length > 0 && random.uniform() < 0.7 ? tree.tokens[children[Math.floor(random.uniform() * children.length)]!]! : Math.floor(random.uniform() * 100);
         });
-        const out = await run(model, {
+        const out = await runGraph(model, {
           parents: int64(tree.parents.map((p) => Math.max(p, 0))), // the root is its own parent
           tokens: int64(tree.tokens),
           depths: int64(depths),
@@ -121,7 +112,7 @@ describe('fused loop reductions by TopK (CPU)', () => {
       cases.push([Array.from({ length: 1 + Math.floor(random.uniform() * 6) }, () => Math.floor(random.uniform() * 8) - 1), Array.from({ length: Math.floor(random.uniform() * 3) }, () => Math.floor(random.uniform() * 8))]);
     }
     for (const [t, s] of cases) {
-      const out = await run(model, { tokens: int64(t), stops: int64(s) });
+      const out = await runGraph(model, { tokens: int64(t), stops: int64(s) });
       expect(out.none, `tokens ${t}, stops ${s}`).to.deep.equal([t.some((token) => s.includes(token)) ? 0 : 1]);
     }
   });
@@ -133,7 +124,7 @@ describe('fused loop reductions by TopK (CPU)', () => {
     const model = b.toModel();
     for (let i = 0; i < 30; i++) {
       const values = Array.from({ length: 1 + Math.floor(random.uniform() * 9) }, () => Math.floor(random.uniform() * 3));
-      const out = await run(model, { x: new ort.Tensor('float32', Float32Array.from(values), [values.length]) });
+      const out = await runGraph(model, { x: new ort.Tensor('float32', Float32Array.from(values), [values.length]) });
       expect(out.first, `${values}`).to.deep.equal([values.indexOf(Math.max(...values))]);
     }
   });

@@ -6,9 +6,10 @@ import { expect } from 'chai';
 import { SeededRandom } from '../../src/engine/random.js';
 import { twoLevelVocabReductions, vocabBlockWidth } from '../../src/model/fused/vocab-reductions.js';
 import { GraphBuilder } from '../../src/model/onnx/builder.js';
-import { encodeModel, type ModelProto } from '../../src/model/onnx/proto.js';
+import type { ModelProto } from '../../src/model/onnx/proto.js';
 import { float32ToFloat16Bits } from '../../src/model/half-precision.js';
 import { loadOrt } from '../../src/model/ort-runtime.js';
+import { runGraph } from './helpers/run-graph.js';
 
 const ort = loadOrt();
 
@@ -27,15 +28,6 @@ function reductionGraph(kind: 'argmax' | 'topk', dims: number[], dtype: 'float32
   return b.toModel();
 }
 
-async function run(model: ModelProto, feeds: Record<string, unknown>): Promise<Record<string, number[]>> {
-  const session = await ort.InferenceSession.create(encodeModel(model));
-  try {
-    const out = await session.run(feeds as never);
-    return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, Array.from(t.data as ArrayLike<number | bigint>, Number)]));
-  } finally {
-    await session.release();
-  }
-}
 
 describe('two-level ArgMax and TopK over the vocabulary', () => {
   it('picks a block width that divides the vocabulary', () => {
@@ -63,7 +55,7 @@ describe('two-level ArgMax and TopK over the vocabulary', () => {
           expect(rewritten).to.equal(1);
           expect(model.graph.node.map((n) => n.op_type)).to.not.include('ArgMax');
           expect(model.graph.node.filter((n) => n.op_type === 'TopK')).to.have.lengthOf(2);
-          expect(await run(model, feeds)).to.deep.equal(await run(original, feeds));
+          expect(await runGraph(model, feeds)).to.deep.equal(await runGraph(original, feeds));
         }
       });
     }
