@@ -20,6 +20,7 @@ import { buildEagleLoopModel, candidateCount, verifiedTokens } from '../../src/m
 import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { externalDataLocations } from '../../src/model/fused/vanilla-loop.js';
 import { decodeModel, OnnxDataLocation } from '../../src/model/onnx/proto.js';
+import { deviceToHostCopies } from './helpers/host-copies.js';
 import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, int64InitializerValues, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const VOCAB = FUSED_VOCAB;
@@ -131,6 +132,20 @@ describe('fused eagle loop: tokens equal the host engine\'s eagle2 / fr-spec (CP
     }
     // The outer graph converts the contract's [1,L,kvH,D] caches to head-major and back, once per run.
     expect(loop.graph.node.filter((n) => n.op_type === 'Transpose')).to.have.lengthOf(2 * 2 * (targetLayers + eagleLayers));
+  });
+
+  it('copies one value per cycle from the device to the host: n, for the committed path; later shapes read it from that path', () => {
+    for (const set of ['fp32', 'fp32, fused ops'] as const) {
+      const read = (file: string) => decodeModel(readFileSync(join(dirs[set], file)));
+      const config = JSON.parse(readFileSync(join(dirs[set], 'config.json'), 'utf8'));
+      const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
+      const loop = buildEagleLoopModel({ target: read('target.onnx'), eagle: read('eagle.onnx'), head: read('lm_head.onnx'), targetKv: kv(config.target.architecture), eagleKv: kv(config.eagle.architecture), hiddenSize: config.hidden_size, tree: { depth: 3, topK: 3, tokens: 8 }, contextLength: 64, vocabSize: config.vocab_size, headVocabSize: config.lm_head.vocab_size });
+      const body = loopBodyOf(loop);
+      const copies = deviceToHostCopies(loop, body);
+      expect(copies, set).to.have.lengthOf(1);
+      const slice = body.node.find((n) => n.op_type === 'Slice' && n.input[2] === copies[0])!;
+      expect(slice, `${set}: the copied value ends the committed path's Slice`).to.not.equal(undefined);
+    }
   });
 
   for (const name of FUSED_MODEL_SETS) {

@@ -348,8 +348,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const accept = b.scope('accept', () => (graphs.sampling ? samplingAccept() : greedyAccept()));
 
   // ---- 4. Commit: the accepted rows appended to both caches ----
-  const committedCount = b.op('Reshape', [accept.count, i64([1])]); // [1]: n
-  const committedPath = b.op('Slice', [accept.pathNodes, i64([0]), committedCount]); // [n]
+  const committedCount = b.op('Reshape', [accept.count, i64([1])]); // [1]: n, on the device
+  const committedPath = b.op('Slice', [accept.pathNodes, i64([0]), committedCount]); // [n]: n's one copy to the host
+  // n again, read from the path's shape: a host value, so the shapes that follow (the catch-up's rows, the head's
+  // cache length) wait for no further copy from the device, each of which would drain the GPU's queue.
+  const committedRows = b.op('Shape', [committedPath]); // [1]
   const append = (cache: string, rows: string) => b.op('Concat', [cache, rows], { axis: 1 });
   // The verify forward already concatenated each cache with the tree's rows: the next cache is its rows
   // 0 … L−1 and L + (the path's nodes), one Gather instead of a Gather and a Concat.
@@ -361,7 +364,7 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
 
   // The head catches up on the n committed tokens, paired with the target's features at the path, in
   // bucketSize(n) rows as the host feeds them (padding rows repeat row 0).
-  const catchUp = b.scope('catch_up', () => paddedChain(b, accept.count, B, cachedRows));
+  const catchUp = b.scope('catch_up', () => paddedChain(b, b.op('Squeeze', [committedRows, i64([0])]), B, cachedRows));
   const catchUpInputs: Record<string, string> = {
     [EAGLE_IO.inputIds]: b.op('Unsqueeze', [b.op('Gather', [accept.block, catchUp.source], { axis: 0 }), i64([0])]),
     [EAGLE_IO.feature]: b.op('Gather', [verified[TARGET_IO.hidden], b.op('Gather', [accept.pathNodes, catchUp.source], { axis: 0 })], { axis: 1 }),
@@ -374,11 +377,11 @@ export function buildEagleLoopModel(graphs: EagleLoopGraphs): ModelProto {
   const caughtUp = eagleGraph.call(b, catchUpCall);
   // The head's next caches: its L cached rows and the n committed ones — the first L + n rows of the graph's
   // own concatenation of cache and the bucketSize(n) fed rows, one Slice.
-  const committedLength = b.op('Add', [cachedRows, committedCount]); // [1]: L + n
+  const committedLength = b.op('Add', [cachedRows, committedRows]); // [1]: L + n, on the host
   const committedEagleCaches = eagleCaches.map(({ body, carry, newRows, rowAxis }): [string, string] => [
     body,
     carry.concat === undefined
-      ? append(body, b.op('Slice', [caughtUp[newRows], i64([0]), committedCount, i64([1])]))
+      ? append(body, b.op('Slice', [caughtUp[newRows], i64([0]), committedRows, i64([1])]))
       : b.op('Slice', [eagleGraph.valueName(catchUpCall, carry.concat), i64([0]), committedLength, i64([rowAxis])]),
   ]);
 
