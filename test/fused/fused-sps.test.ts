@@ -19,6 +19,7 @@ import { loopBodyOf } from '../../src/model/fused/loop-ops.js';
 import { buildSpsLoopModel } from '../../src/model/fused/sps-loop.js';
 import { decodeModel } from '../../src/model/onnx/proto.js';
 import { writeModelSet } from '../engine/helpers/model-sets.js';
+import { deviceToHostCopies } from './helpers/host-copies.js';
 import { caseOptions, expectFusedRunEqualsHost, expectReproducibleSampling, FUSED_MODEL_SETS, FUSED_VOCAB, int64InitializerValues, tinyFusedModelSets, type FusedCase } from './helpers/fused-cases.js';
 
 const SHORT_PROMPT = [1, 5, 9, 3];
@@ -97,6 +98,18 @@ describe('fused sps loop: tokens equal the host engine\'s sps (CPU)', function (
       expect(slice.op_type, output.name).to.equal('Slice');
       expect(producer(slice.input[0]!).op_type, output.name).to.equal('Attention');
       expect(int64InitializerValues(body, slice.input[3]!), `${output.name}: the Slice's axes`).to.deep.equal([2]);
+    }
+  });
+
+  it('copies one value per cycle from the device to the host (n + 1); the commit reads every other shape from it', () => {
+    for (const set of ['fp32', 'fp32, fused ops'] as const) {
+      const read = (file: string) => decodeModel(readFileSync(join(dirs[set], file)));
+      const config = JSON.parse(readFileSync(join(dirs[set], 'config.json'), 'utf8'));
+      const kv = (a: { num_layers: number; num_kv_heads: number; head_dim: number }) => ({ numLayers: a.num_layers, numKvHeads: a.num_kv_heads, headDim: a.head_dim, dtype: 'float32' as const });
+      for (const sampling of [undefined, 'plain'] as const) {
+        const loop = buildSpsLoopModel({ target: read('target.onnx'), draft: read('draft.onnx'), targetKv: kv(config.target.architecture), draftKv: kv(config.draft.architecture), gamma: 3, maxPending: 8, contextLength: 64, vocabSize: config.vocab_size, draftVocabSize: config.draft.architecture.vocab_size, sampling });
+        expect(deviceToHostCopies(loop, loopBodyOf(loop)), `${set}, ${sampling ?? 'greedy'}`).to.have.lengthOf(1);
+      }
     }
   });
 

@@ -264,19 +264,28 @@ export function buildSpsLoopModel(graphs: SpsLoopGraphs): ModelProto {
   const block = committedBlock(b, b.op('Concat', [draft.tokens, i64([-1])], { axis: 0 }), accept.accepted, accept.next, S);
 
   // ---- 4. Commit ----
+  // n + 1 to the host once, as the length of a Slice it ends; every commit shape below reads it from that Slice's
+  // shape (host values onnxruntime computes with on the CPU), so no other value waits for a copy from the device,
+  // each of which would drain the GPU's queue.
   const countRow = b.op('Reshape', [count, i64([1])]);
-  const committedTarget = b.op('Add', [targetRows, countRow]); // [1]: L + n + 1 (the chain's first rows are the last token and the accepted drafts)
+  const committed = b.op('Slice', [i64(range(gamma + 1)), i64([0]), countRow]); // [n+1] (its values unused)
+  const lengthOf = (sliced: string) => b.op('Shape', [sliced]); // [1], on the host
+  const committedRows = lengthOf(committed); // n + 1
+  const committedTarget = b.op('Add', [targetRows, committedRows]); // [1]: L + n + 1 (the chain's first rows are the last token and the accepted drafts)
   const committedTargetCaches = targetCaches.map(({ body, carry, newRows, rowAxis }): [string, string] => [
     body,
-    carry.concat === undefined ? b.op('Concat', [body, firstRows(verified[newRows], countRow, 1)], { axis: 1 }) : firstRows(targetGraph.valueName(verifyCall, carry.concat), committedTarget, rowAxis),
+    carry.concat === undefined ? b.op('Concat', [body, firstRows(verified[newRows], committedRows, 1)], { axis: 1 }) : firstRows(targetGraph.valueName(verifyCall, carry.concat), committedTarget, rowAxis),
   ]);
-  // The draft keeps its rows up to the accepted drafts: min(L' + n0 + γ − 1, L' + n0 + n) rows.
-  const draftKept = b.op('Add', [draftRows, b.op('Reshape', [b.op('Add', [pendingCount, b.op('Min', [accept.accepted, s64(gamma - 1)])]), i64([1])])]);
+  // The draft keeps its rows up to the accepted drafts: min(L' + n0 + γ − 1, L' + n0 + n) rows, min(n, γ − 1) being
+  // the length of committed[1 : γ].
+  const keptDrafts = lengthOf(b.op('Slice', [committed, i64([1]), i64([gamma])]));
+  const draftKept = b.op('Add', [draftRows, b.op('Add', [b.op('Reshape', [pendingCount, i64([1])]), keptDrafts])]);
   const committedDraftCaches = draftCaches.map(({ body, rowAxis }, c): [string, string] => [body, firstRows(draft.pasts[c]!, draftKept, rowAxis)]);
-  // Next pending: `next`, after a fully accepted cycle preceded by the last draft (which the draft never fed).
-  const allAccepted = b.op('Equal', [accept.accepted, s64(gamma)]);
+  // Next pending: `next`, after a fully accepted cycle preceded by the last draft (which the draft never fed): the last
+  // one or two of [last draft, next], two when committed[γ] exists (n = γ).
+  const allAccepted = lengthOf(b.op('Slice', [committed, i64([gamma]), i64([gamma + 1])])); // [1]: 1 when n = γ, else 0
   const lastDraft = b.op('Slice', [draft.tokens, i64([-1]), i64([gamma]), i64([0])]);
-  const nextPending = b.op('Slice', [b.op('Concat', [lastDraft, b.op('Reshape', [accept.next, i64([1])])], { axis: 0 }), b.op('Reshape', [b.op('Where', [allAccepted, s64(0), s64(1)]), i64([1])]), i64([2]), i64([0])]);
+  const nextPending = b.op('Slice', [b.op('Concat', [lastDraft, b.op('Reshape', [accept.next, i64([1])])], { axis: 0 }), b.op('Sub', [i64([-1]), allAccepted]), i64([2]), i64([0])]);
   const generated = b.op('Add', [CARRIED.generated, count]);
   const cond = b.op('And', [noStopIdAmong(b, block, SPS_LOOP_IO.stopIds), b.op('Less', [generated, SPS_LOOP_IO.maxTokens])]);
 

@@ -3,7 +3,7 @@ import type { GraphProto, ModelProto } from '../../../src/model/onnx/proto.js';
 /** Inputs that onnxruntime's CUDA kernels read from host memory, by operator (input indices). */
 const HOST_INPUTS: Record<string, number[]> = { Reshape: [1], Expand: [1], Slice: [1, 2, 3, 4], Range: [0, 1, 2], TopK: [1], Unsqueeze: [1], Squeeze: [1], ReduceSum: [1], ReduceMax: [1], Split: [1], Tile: [1], CumSum: [1], ConstantOfShape: [0], Pad: [1, 2, 3] };
 /** Small integer ops that onnxruntime runs on the host when every input they compute from is there (its CPU-preferred shape nodes). */
-const SHAPE_OPS = new Set(['Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Add', 'Sub', 'Mul', 'Reshape', 'Slice']);
+const SHAPE_OPS = new Set(['Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Add', 'Sub', 'Mul', 'Div', 'Mod', 'Min', 'Max', 'Neg', 'Cast', 'Reshape', 'Slice']);
 
 /**
  * The values of a Loop body that must be copied from the device to the host in every iteration, each a wait
