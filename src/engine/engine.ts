@@ -65,7 +65,8 @@ export interface MethodSettings {
   /**
    * vanilla's one-token decode steps, on either engine: 'graph' (default) runs the target graph's own
    * attention nodes; 'gqa' one GroupQueryAttention node per layer (src/model/fused/gqa-decode.ts: fewer
-   * nodes per step; fused-operator models, CPU only: onnxruntime 1.29's CUDA kernel is slow on these graphs). Both engines give the same tokens with either;
+   * nodes per step; fused-operator models; on CUDA only with ORT_ENABLE_CUDNN_FLASH_ATTENTION=0, since onnxruntime 1.29's
+   * cuDNN path is slow on these graphs, and then no faster than 'graph'). Both engines give the same tokens with either;
    * on fp16 'gqa' may pick other tokens than 'graph' where logits nearly tie (other kernels, other rounding).
    */
   decodeAttention?: DecodeAttention;
