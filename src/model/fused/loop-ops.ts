@@ -159,7 +159,7 @@ export function noStopIdAmong(b: GraphBuilder, tokens: string, stopIds: string):
 }
 
 /**
- * [] int64: the index of the first maximum of `values` ([N] float32), ArgMax's answer (select_last_index 0)
+ * [] int64: the index of the first maximum of `values` ([N] or [N,1] float32), ArgMax's answer (select_last_index 0)
  * from a TopK (K = 1), which orders equal values lower index first: on CUDA onnxruntime's ArgMax costs far
  * more per node.
  */

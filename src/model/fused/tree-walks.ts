@@ -5,6 +5,7 @@
  */
 import type { GraphBuilder } from '../onnx/builder.js';
 import { ONNX_DATA_TYPE } from '../onnx/dtypes.js';
+import { firstMaxIndex } from './loop-ops.js';
 import { drawFrom } from './sampling-ops.js';
 
 /** A token tree inside a graph: nodes in candidate order, the root first. */
@@ -66,8 +67,7 @@ export function greedyTreeWalk(b: GraphBuilder, tree: GraphTree, argmax: string)
   // A miss anywhere on a node's path (the root, its own ancestor above itself, never misses).
   const [worstOnPath] = b.node('TopK', [b.op('Gather', [misses, tree.ancestors], { axis: 0 }), i64([1])], { outputs: 2, attributes: { axis: 1, largest: 1, sorted: 1 } }); // [T,1]
   const key = b.op('Where', [b.op('Less', [worstOnPath, b.scalar('float32', 0.5)]), b.constant('float32', range(tree.size), [tree.size, 1]), b.scalar('float32', -1)]);
-  const [, deepestAt] = b.node('TopK', [key, i64([1])], { outputs: 2, attributes: { axis: 0, largest: 1, sorted: 1 } }); // [1,1]
-  const deepest = b.op('Reshape', [deepestAt, i64([])]);
+  const deepest = firstMaxIndex(b, key); // [] (key [T,1]: one TopK along axis 0)
   const deepestDepth = b.op('Gather', [tree.depths, deepest], { axis: 0 });
   const count = b.op('Add', [deepestDepth, b.scalar('int64', 1)]);
   // The node at depth l is the deepest node's ancestor deepestDepth − l levels up. Past the path that is
